@@ -1,0 +1,113 @@
+"""Inner-agent networks: a torso chosen by the observation, and pi / y / value heads.
+
+* Integer observations (a state index) get a table (the paper's tabular agents): separate
+  per-state entries for the policy logits, the y logits and the value.
+* Vector observations get an MLP torso, image-like [H, W, C] observations a conv torso
+  (3x3, stride 1, 'SAME', ReLU) followed by an MLP, sizes from the paper's Table 3. The
+  three heads share the torso (the paper does not say; sharing is the common A2C choice).
+
+Initialisation (p(theta_0) is unspecified in the paper): the policy head starts at zero,
+so every agent starts from the uniform policy (and the `random` rule stays uniform); the
+value head of a table starts at zero; y-table entries start N(0, 0.1^2) so that predictions
+of different states differ from the start; dense layers use haiku's defaults.
+"""
+
+from __future__ import annotations
+
+import chex
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+from dm_env import specs
+
+from inner_agents.types import AgentOutput
+
+Y_TABLE_INIT_STD = 0.1
+
+
+def is_tabular(obs_spec: specs.Array) -> bool:
+  """Whether an observation is a state index (scalar integer with a known maximum)."""
+  return obs_spec.shape == () and np.issubdtype(obs_spec.dtype, np.integer)
+
+
+def num_states(obs_spec: specs.Array) -> int:
+  if not isinstance(obs_spec, specs.BoundedArray):
+    raise ValueError("a tabular observation needs a BoundedArray spec with its maximum")
+  return int(obs_spec.maximum) + 1
+
+
+class TableNet(hk.Module):
+  """Per-state tables: obs int32 [...] -> AgentOutput with leading dims [...]."""
+
+  def __init__(self, num_states: int, num_actions: int, y_size: int):
+    super().__init__(name="table")
+    self._shape = (num_states, num_actions, y_size)
+
+  def __call__(self, obs: chex.Array) -> AgentOutput:
+    n, a, m = self._shape
+    pi = hk.get_parameter("logits", (n, a), init=jnp.zeros)
+    y = hk.get_parameter("y_logits", (n, m), init=hk.initializers.RandomNormal(Y_TABLE_INIT_STD))
+    v = hk.get_parameter("value", (n,), init=jnp.zeros)
+    return AgentOutput(logits=pi[obs], y_logits=y[obs], value=v[obs])
+
+
+class TorsoNet(hk.Module):
+  """Conv/MLP torso with linear heads: obs [..., *obs_shape] -> AgentOutput [...]."""
+
+  def __init__(
+    self,
+    obs_rank: int,
+    num_actions: int,
+    y_size: int,
+    conv_channels: tuple[int, ...],
+    mlp_sizes: tuple[int, ...],
+  ):
+    super().__init__(name="torso_net")
+    self._obs_rank = obs_rank
+    self._num_actions = num_actions
+    self._y_size = y_size
+    self._conv_channels = conv_channels
+    self._mlp_sizes = mlp_sizes
+
+  def __call__(self, obs: chex.Array) -> AgentOutput:
+    batch_shape = obs.shape[: obs.ndim - self._obs_rank]
+    x = obs.reshape((-1, *obs.shape[len(batch_shape) :])).astype(jnp.float32)
+    if self._obs_rank == 3:
+      for c in self._conv_channels:
+        x = jax.nn.relu(hk.Conv2D(c, kernel_shape=3, stride=1, padding="SAME")(x))
+    x = x.reshape(x.shape[0], -1)
+    for size in self._mlp_sizes:
+      x = jax.nn.relu(hk.Linear(size)(x))
+    logits = hk.Linear(self._num_actions, w_init=jnp.zeros, name="policy")(x)
+    y_logits = hk.Linear(self._y_size, name="y")(x)
+    value = hk.Linear(1, name="value")(x)[:, 0]
+    out = AgentOutput(logits=logits, y_logits=y_logits, value=value)
+    return jax.tree.map(lambda t: t.reshape(batch_shape + t.shape[1:]), out)
+
+
+def make_network(
+  obs_spec: specs.Array,
+  num_actions: int,
+  y_size: int,
+  conv_channels: tuple[int, ...] = (),
+  mlp_sizes: tuple[int, ...] = (),
+) -> hk.Transformed:
+  """The agent network for `obs_spec`; apply(params, obs [..., *obs_shape]) -> AgentOutput."""
+  if is_tabular(obs_spec):
+    n = num_states(obs_spec)
+
+    def forward(obs):
+      return TableNet(n, num_actions, y_size)(obs)
+
+  else:
+    rank = len(obs_spec.shape)
+    if rank not in (1, 3):
+      raise ValueError(f"no torso for observations of shape {obs_spec.shape}: need [D] or [H, W, C]")
+    if rank == 1 and conv_channels:
+      raise ValueError("conv layers need image observations [H, W, C]")
+
+    def forward(obs):
+      return TorsoNet(rank, num_actions, y_size, tuple(conv_channels), tuple(mlp_sizes))(obs)
+
+  return hk.without_apply_rng(hk.transform(forward))

@@ -1,0 +1,112 @@
+"""Training an inner agent with an update rule: rollout -> rule targets -> agent update.
+
+`Trainer.run(state, meta_params, hparams, num_updates)` is a pure function, one `lax.scan`
+over updates; jit it once and `vmap` it over seeds (or lifetimes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from environments.types import Environment
+from inner_agents import rollout as rollout_lib
+from inner_agents.agent import ActorCriticAgent, AgentState
+from inner_agents.types import AgentHParams
+from lpg import rules as rules_lib
+
+
+class TrainState(NamedTuple):
+  """Everything one training run carries from update to update."""
+
+  agent: AgentState
+  actor: rollout_lib.ActorState
+  env_params: Any
+  key: chex.PRNGKey
+
+
+class UpdateMetrics(NamedTuple):
+  """Scalars of one update: completed-episode returns of its rollout and loss stats."""
+
+  return_sum: chex.Array
+  episode_count: chex.Array
+  loss: chex.Array
+  policy_entropy: chex.Array
+  y_entropy: chex.Array
+  kl: chex.Array
+  value_loss: chex.Array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Trainer:
+  """Trains `agent` on `env` with `rule`, B = num_envs envs, T = unroll_length steps.
+
+  One update consumes B * T environment steps.
+  """
+
+  env: Environment
+  agent: ActorCriticAgent
+  rule: rules_lib.UpdateRule
+  num_envs: int
+  unroll_length: int
+
+  @property
+  def steps_per_update(self) -> int:
+    return self.num_envs * self.unroll_length
+
+  def init(self, key: chex.PRNGKey) -> TrainState:
+    """A fresh lifetime: env params (layout, chain length), agent, envs."""
+    params_key, agent_key, actor_key, key = jax.random.split(key, 4)
+    env_params = self.env.sample_params(params_key)
+    actor = rollout_lib.init_actor(self.env, env_params, actor_key, self.num_envs)
+    agent = self.agent.init(agent_key, actor.observation)
+    return TrainState(agent=agent, actor=actor, env_params=env_params, key=key)
+
+  def update(
+    self, state: TrainState, meta_params: Any, hparams: AgentHParams
+  ) -> tuple[TrainState, UpdateMetrics]:
+    """One rollout and one agent update."""
+    key, rollout_key = jax.random.split(state.key)
+    actor, trajectory, outputs, rstats = rollout_lib.rollout(
+      self.env,
+      self.agent,
+      state.agent.params,
+      state.env_params,
+      state.actor,
+      rollout_key,
+      self.unroll_length,
+    )
+    inputs = rules_lib.rule_inputs(outputs, trajectory)
+    targets = self.rule.targets(meta_params, inputs, hparams)
+    agent, lstats = self.agent.update(state.agent, trajectory, targets, hparams)
+    metrics = UpdateMetrics(
+      return_sum=rstats.return_sum,
+      episode_count=rstats.episode_count,
+      loss=lstats.loss,
+      policy_entropy=lstats.policy_entropy,
+      y_entropy=lstats.y_entropy,
+      kl=lstats.kl,
+      value_loss=lstats.value_loss,
+    )
+    return TrainState(agent=agent, actor=actor, env_params=state.env_params, key=key), metrics
+
+  def run(
+    self, state: TrainState, meta_params: Any, hparams: AgentHParams, num_updates: int
+  ) -> tuple[TrainState, UpdateMetrics]:
+    """`num_updates` updates as one scan; metrics have a leading [num_updates] axis."""
+
+    def body(state, _):
+      return self.update(state, meta_params, hparams)
+
+    return jax.lax.scan(body, state, None, length=num_updates)
+
+
+def final_return(state: TrainState) -> chex.Array:
+  """Mean over envs of each env's latest completed episode return (NaN if none finished)."""
+  last = state.actor.last_return
+  finished = ~jnp.isnan(last)
+  return jnp.where(jnp.any(finished), jnp.sum(jnp.where(finished, last, 0.0)) / jnp.sum(finished), jnp.nan)

@@ -1,0 +1,48 @@
+"""Learned Policy Gradient (Oh et al. 2020) in JAX: discover RL update rules."""
+
+from setuptools import find_packages, setup
+
+# Versions known to work together (Python 3.11). jax and dm-haiku are separate
+# requirements: `dm-haiku[jax]` silently downgrades haiku. rlax -> distrax pulls an
+# unpinned tfp-nightly; it is pinned here.
+INSTALL_REQUIRES = [
+  "jax==0.10.2",
+  "jaxlib==0.10.2",
+  "dm-haiku==0.0.17",
+  "optax==0.2.8",
+  "rlax==0.1.9",
+  "distrax==0.1.9",
+  "tfp-nightly==0.26.0.dev20261027",
+  "chex==0.1.92",
+  "dm-env==1.6",
+  "dm-tree==0.1.10",
+  "ml-collections==1.1.0",
+  "absl-py==2.5.1",
+  "numpy==2.4.6",
+  "matplotlib==3.11.2",
+  "tqdm==4.70.1",
+]
+
+EXTRAS_REQUIRE = {
+  # Filled by the Atari issue (ale-py, gymnasium).
+  "atari": [],
+  # Filled by the Ray issue.
+  "ray": [],
+  "dev": [
+    "pytest==9.0.3",
+    "ruff==0.17.6",
+  ],
+}
+
+setup(
+  name="lpg",
+  version="0.1.0",
+  description="Learned Policy Gradient: discovering reinforcement-learning update rules in JAX",
+  python_requires=">=3.11",
+  packages=find_packages(
+    include=["lpg", "lpg.*", "inner_agents", "inner_agents.*", "environments", "environments.*"]
+  ),
+  py_modules=["meta_train", "meta_test"],
+  install_requires=INSTALL_REQUIRES,
+  extras_require=EXTRAS_REQUIRE,
+)
