@@ -21,6 +21,10 @@ INSTALL_REQUIRES = [
   "numpy==2.4.6",
   "matplotlib==3.11.2",
   "tqdm==4.70.1",
+  "tensorboardX==2.6.5",
+  "protobuf==7.36.2",
+  "decorator==5.2.1",
+  "gast==0.7.0",
 ]
 
 EXTRAS_REQUIRE = {

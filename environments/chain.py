@@ -119,41 +119,76 @@ class DelayedChain(types.Environment):
     length = jax.random.randint(key, (), self.spec.min_length, self.spec.max_length + 1)
     return ChainParams(length=length.astype(jnp.int32))
 
+  # Randomness: every call draws what it needs as uint32 words from one PRNG call (each
+  # call is a separate rolled loop on CPU, the main cost of a batched step). A fair
+  # coin is a word's top bit; the distractor's noise bits are the bits of its words.
+
+  @property
+  def _num_noise_words(self) -> int:
+    return -(-self.spec.num_noise_bits // 32) if self.spec.observation == "distractor" else 0
+
   def reset(self, key: chex.PRNGKey, params: ChainParams) -> tuple[ChainState, types.TimeStep]:
     del params
-    state_key, correct_key, obs_key = jax.random.split(key, 3)
-    state = ChainState(
-      key=state_key,
-      correct=jax.random.bernoulli(correct_key).astype(jnp.int32),
+    state_key, words = types.random_words(key, 1 + self._num_noise_words)
+    state = self._initial_state(state_key, words[0])
+    return state, types.first_timestep(self._observe(state, words[1:]))
+
+  def _initial_state(self, key: chex.PRNGKey, correct_word: chex.Array) -> ChainState:
+    return ChainState(
+      key=key,
+      correct=_coin(correct_word).astype(jnp.int32),
       chose_correctly=jnp.bool_(False),
       k=jnp.zeros((), jnp.int32),
     )
-    return state, types.first_timestep(self._observe(state, obs_key))
 
-  def step_env(
-    self, state: ChainState, action: chex.Array, params: ChainParams
-  ) -> tuple[ChainState, types.TimeStep]:
-    key, noise_key, obs_key = jax.random.split(state.key, 3)
+  def _transition(self, state: ChainState, action: chex.Array, params: ChainParams):
+    """The next state (before any reset), reward, terminated, and the step's random words:
+    [reward noise, a reset's correct action, observation noise]."""
+    key, words = types.random_words(state.key, 2 + self._num_noise_words)
     action = jnp.asarray(action, jnp.int32)
     chose_correctly = jnp.where(state.k == 0, action == state.correct, state.chose_correctly)
     k = state.k + 1
     terminated = k >= params.length
     final_reward = jnp.where(chose_correctly, 1.0, -1.0)
     if self.spec.noisy:
-      noise = 2.0 * jax.random.bernoulli(noise_key).astype(jnp.float32) - 1.0
+      noise = jnp.where(_coin(words[0]), 1.0, -1.0)
     else:
       noise = jnp.zeros((), jnp.float32)
     reward = jnp.where(terminated, final_reward, noise)
     next_state = ChainState(key=key, correct=state.correct, chose_correctly=chose_correctly, k=k)
-    ts = types.transition_timestep(self._observe(next_state, obs_key), reward, terminated, jnp.bool_(False))
-    return next_state, ts
+    return next_state, reward, terminated, words
 
-  def _observe(self, state: ChainState, key: chex.PRNGKey) -> chex.Array:
+  def step_env(
+    self, state: ChainState, action: chex.Array, params: ChainParams
+  ) -> tuple[ChainState, types.TimeStep]:
+    next_state, reward, terminated, words = self._transition(state, action, params)
+    observation = self._observe(next_state, words[2:])
+    return next_state, types.transition_timestep(observation, reward, terminated, jnp.bool_(False))
+
+  def step(
+    self, state: ChainState, action: chex.Array, params: ChainParams
+  ) -> tuple[ChainState, types.TimeStep]:
+    """`Environment.step`, specialised to draw randomness once: the next episode's state
+    takes the next key, and its observation the noise words of this step's (only one of
+    each pair is ever used). Without a reset the transition is exactly `step_env`'s."""
+    next_state, reward, terminated, words = self._transition(state, action, params)
+    reset_state = self._initial_state(next_state.key, words[1])
+    next_state = jax.tree.map(lambda r, n: jnp.where(terminated, r, n), reset_state, next_state)
+    observation = self._observe(next_state, words[2:])
+    return next_state, types.transition_timestep(observation, reward, terminated, jnp.bool_(False))
+
+  def _observe(self, state: ChainState, noise_words: chex.Array) -> chex.Array:
     if self.spec.observation == "tabular":
       in_chain = 2 + 2 * (state.k - 1) + state.chose_correctly.astype(jnp.int32)
       return jnp.where(state.k == 0, state.correct, in_chain).astype(jnp.int32)
     relevant = jnp.stack(
       [(state.correct == 0).astype(jnp.float32), state.chose_correctly.astype(jnp.float32)]
     )
-    noise = jax.random.bernoulli(key, 0.5, (self.spec.num_noise_bits,)).astype(jnp.float32)
+    bits = (noise_words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & 1  # [words, 32]
+    noise = bits.reshape(-1)[: self.spec.num_noise_bits].astype(jnp.float32)
     return jnp.concatenate([relevant, noise])
+
+
+def _coin(word: chex.Array) -> chex.Array:
+  """A fair coin (bool) from a random uint32 word: its top bit."""
+  return (word >> 31) == 1

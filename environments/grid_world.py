@@ -39,6 +39,7 @@ Choices where the paper is silent (documented here, tested in tests/):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -58,6 +59,13 @@ MOVES = np.array(
   [[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [-1, -1], [-1, 1], [1, -1], [1, 1]],
   dtype=np.int32,
 )
+# MOVES[:, 0] + 1 and MOVES[:, 1] + 1 as base-4 digits (move i at bits 2i, 2i + 1).
+_MOVE_ROW_DIGITS = sum(int(d + 1) << (2 * i) for i, d in enumerate(MOVES[:, 0]))
+_MOVE_COL_DIGITS = sum(int(d + 1) << (2 * i) for i, d in enumerate(MOVES[:, 1]))
+# Padding of rank lists, above any rank.
+_PAD = 1 << 24
+# Up to this many walls, wall lookups are comparisons; beyond it, gathers.
+_MAX_WALL_COMPARES = 32
 OBSERVATION_KINDS = ("tabular", "map")
 ACTION_SET_SIZES = (9, 18)
 
@@ -185,7 +193,7 @@ class GridWorldSpec:
         data = json.load(f)
     except OSError as e:
       raise SpecError(f"cannot read grid-world spec {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
       raise SpecError(f"grid-world spec {path} is not valid JSON: {e}") from None
     return cls.from_dict(data)
 
@@ -218,7 +226,9 @@ def _parse_objects(raw: Any) -> list[ObjectSpec]:
       except KeyError as e:
         raise SpecError(f"object {dict(item)} is missing {e.args[0]!r}") from None
       count = item.get("count", 1)
-    elif isinstance(item, Sequence) and len(item) == 2 and isinstance(item[1], Sequence):
+    elif (
+      isinstance(item, Sequence) and len(item) == 2 and isinstance(item[1], Sequence) and len(item[1]) == 3
+    ):
       count, values = item[0], list(item[1])
     elif isinstance(item, Sequence) and len(item) == 3:
       values = list(item)
@@ -300,10 +310,15 @@ class GridWorld(types.Environment):
 
   # Static numpy arrays derived from the spec, closed over by jit (eq=False: hash by id).
   def __post_init__(self):
-    walls = self.spec.walls
+    walls = self.spec.walls.reshape(-1)
     object_type = [self.spec.object_types.index(o.as_tuple()) for o in self.spec.objects]
-    object.__setattr__(self, "_walls_flat", walls.reshape(-1))
-    object.__setattr__(self, "_free_flat", ~walls.reshape(-1))
+    object.__setattr__(self, "_walls_flat", walls)
+    object.__setattr__(self, "_wall_cells", np.flatnonzero(walls).astype(np.int32))
+    # Free cells in increasing order, and each cell's rank among them (cell <-> rank).
+    object.__setattr__(self, "_free_cells", np.flatnonzero(~walls).astype(np.int32))
+    object.__setattr__(self, "_free_rank", (np.cumsum(~walls) - 1).astype(np.int32))
+    if (~walls).sum() > 2**16:  # The limit of `_uniform_int`.
+      raise SpecError("grid worlds support at most 65536 free cells")
     object.__setattr__(
       self, "_object_values", np.array([o.as_tuple() for o in self.spec.objects], np.float32)
     )
@@ -339,40 +354,116 @@ class GridWorld(types.Environment):
     shape = (self.spec.height, self.spec.width, 1 + len(self.spec.object_types))
     return specs.BoundedArray(shape, jnp.float32, 0.0, 1.0, name="observation")
 
-  def _distinct_free_cells(self, key: chex.PRNGKey, occupied: chex.Array, k: int) -> chex.Array:
-    """k distinct uniformly random free cells not in `occupied` (bool [H*W]) -> int32 [k]."""
-    # k successive argmaxes of random scores (k is small). Not lax.top_k: XLA:CPU lowers a
-    # top_k whose result is sliced to a full sort, ~15x slower in a batched env step. No
-    # scatters either: one-hot comparisons vectorise far better under vmap.
-    cell_ids = jnp.arange(self.num_cells)
-    scores = jax.random.uniform(key, (self.num_cells,))
-    scores = jnp.where(jnp.asarray(self._free_flat) & ~occupied, scores, -1.0)
-    cells = []
-    for _ in range(k):
-      # argmax as max + min-index (a variadic argmax reduce is slow on CPU).
-      cell = jnp.min(jnp.where(scores == jnp.max(scores), cell_ids, self.num_cells))
-      cells.append(cell)
-      scores = jnp.where(cell_ids == cell, -2.0, scores)
-    return jnp.stack(cells).astype(jnp.int32)
+  # Randomness, tuned for batched steps on XLA:CPU. Each function makes one PRNG call
+  # (`types.random_words`; threefry was most of a step's cost) and uses each uint32 word
+  # for one draw. Cells are drawn by rank (`_distinct_free_cells`), with O(k * m) scalar
+  # ops instead of H*W random scores and k masked argmaxes; lax.top_k (a full sort on
+  # XLA:CPU), variadic argmax reductions, scatters and gathers are all slow under vmap.
+  # Keep the rank arithmetic as small array ops: long chains of dependent scalar ops
+  # that end in one jnp.stack got fused into a single loop that recomputed every chain
+  # for every element of the stack (4x slower steps on random_small).
+
+  @property
+  def _num_cell_words(self) -> int:
+    """Random words per step for cells (reset and respawn share them; map grids only)."""
+    return self.num_objects + 1 if self.spec.observation == "map" else 0
+
+  def _distinct_free_cells(
+    self,
+    words: chex.Array,
+    occupied: chex.Array | None = None,
+    active: chex.Array | None = None,
+  ) -> chex.Array:
+    """Distinct uniformly random free cells, not in `occupied`, one per random word.
+
+    Args:
+      words: uint32 [k], one random word per draw.
+      occupied: int32 [m] cells to avoid, -1 for none (duplicates allowed).
+      active: bool [k]; draw j is made only where active[j] (default all): an inactive
+        draw returns an arbitrary cell and does not exclude it from later draws.
+    Returns:
+      int32 [k] flat cell indices.
+
+    Sequential sampling without replacement, by rank: draw j takes a uniform r (by
+    multiply-shift on its word) below the number of cells still available and picks the
+    r-th (from 0) of them. With `excluded` cells e_i, distinct, let s_i = e_i - #{e_j <
+    e_i}, the number of non-excluded cells below e_i; then the r-th non-excluded cell is
+    r + #{i: s_i <= r}, with no sort or search. The draws first pick positions among the
+    available cells (excluding earlier draws), which then map past the occupied cells
+    and the walls. Only small [k] and [m] arrays: no argmax or scatter, no H*W arrays.
+    """
+    num_free = len(self._free_cells)
+    # Ranks (among the free cells) of the occupied cells, counting duplicates once.
+    num_occupied, occupied_s = 0, None
+    if occupied is not None:
+      rank = jnp.where(occupied >= 0, self._rank(occupied), _PAD)
+      earlier = np.tri(len(occupied), k=-1, dtype=bool)  # [i, j]: j < i.
+      rank = jnp.where(jnp.any((rank[:, None] == rank[None, :]) & earlier, axis=1), _PAD, rank)
+      occupied_s = rank - jnp.sum(rank[None, :] < rank[:, None], axis=1)
+      num_occupied = jnp.sum(rank < _PAD)
+    available = num_free - num_occupied
+
+    # Positions p_j among the available cells, distinct over the active draws; s-values
+    # of the drawn positions as above (a new one's is its r; later ones below it lower
+    # those above it by one).
+    positions: list[chex.Array] = []
+    drawn_s: list[chex.Array] = []
+    num_drawn = jnp.int32(0)
+    for j in range(words.shape[0]):
+      r = _uniform_int(words[j], jnp.maximum(available - num_drawn, 1).astype(jnp.uint32))
+      p = r + sum(((s <= r).astype(jnp.int32) for s in drawn_s), jnp.int32(0))
+      if j + 1 < words.shape[0]:
+        on = jnp.bool_(True) if active is None else active[j]
+        drawn_s = [s - ((q > p) & on).astype(jnp.int32) for s, q in zip(drawn_s, positions)]
+        drawn_s.append(jnp.where(on, r, _PAD))
+        num_drawn += on.astype(jnp.int32)
+      positions.append(p)
+    ranks = jnp.stack(positions)
+    if occupied_s is not None:
+      ranks += jnp.sum(occupied_s[None, :] <= ranks[:, None], axis=1)
+    ranks = jnp.minimum(ranks, num_free - 1)  # Only matters when nothing is available.
+    return self._cell(ranks)
+
+  # Wall lookups compare against the few wall cells: gathers are slow in a vmapped step
+  # on CPU (a layout with many walls falls back to them).
+
+  def _rank(self, cell: chex.Array) -> chex.Array:
+    """Rank of a free cell among the free cells."""
+    if len(self._wall_cells) > _MAX_WALL_COMPARES:
+      return jnp.asarray(self._free_rank)[cell]
+    return cell - sum((cell > int(w)).astype(jnp.int32) for w in self._wall_cells)
+
+  def _cell(self, rank: chex.Array) -> chex.Array:
+    """The free cell of a given rank."""
+    if len(self._wall_cells) > _MAX_WALL_COMPARES:
+      return jnp.asarray(self._free_cells)[rank]
+    for w in self._wall_cells:  # Ascending: each wall at or below the cell moves it up.
+      rank = rank + (rank >= int(w)).astype(jnp.int32)
+    return rank
+
+  def _is_wall(self, cell: chex.Array) -> chex.Array:
+    if len(self._wall_cells) > _MAX_WALL_COMPARES:
+      return jnp.asarray(self._walls_flat)[cell]
+    return functools.reduce(jnp.logical_or, (cell == int(w) for w in self._wall_cells), jnp.bool_(False))
 
   def sample_params(self, key: chex.PRNGKey) -> GridParams:
-    cells = self._distinct_free_cells(key, jnp.zeros(self.num_cells, bool), self.num_objects + 1)
+    words = jax.random.bits(key, (self.num_objects + 1,), jnp.uint32)
+    cells = self._distinct_free_cells(words)
     return GridParams(object_cell=cells[1:], start_cell=cells[0])
 
   def reset(self, key: chex.PRNGKey, params: GridParams) -> tuple[GridState, types.TimeStep]:
-    state_key, cells_key = jax.random.split(key)
-    state = self._initial_state(state_key, cells_key, params)
+    state_key, cell_words = types.random_words(key, self._num_cell_words)
+    state = self._initial_state(state_key, cell_words, params)
     return state, types.first_timestep(self._observe(state))
 
-  def _initial_state(self, state_key: chex.PRNGKey, cells_key: chex.PRNGKey, params: GridParams) -> GridState:
+  def _initial_state(self, key: chex.PRNGKey, cell_words: chex.Array, params: GridParams) -> GridState:
     if self.spec.observation == "tabular":
       agent_cell, object_cell = params.start_cell, params.object_cell
     else:
-      occupied = jnp.zeros(self.num_cells, bool)
-      cells = self._distinct_free_cells(cells_key, occupied, self.num_objects + 1)
+      cells = self._distinct_free_cells(cell_words)
       agent_cell, object_cell = cells[0], cells[1:]
     return GridState(
-      key=state_key,
+      key=key,
       agent_cell=jnp.asarray(agent_cell, jnp.int32),
       object_cell=jnp.asarray(object_cell, jnp.int32),
       present=jnp.ones(self.num_objects, bool),
@@ -383,16 +474,21 @@ class GridWorld(types.Environment):
     """Cell reached by `move` (index into MOVES) from `cell`, and whether it is enterable."""
     h, w = self.spec.height, self.spec.width
     row, col = cell // w, cell % w
-    d = jnp.asarray(MOVES)[move]
-    r, c = row + d[0], col + d[1]
+    # MOVES[move] without a gather: each offset + 1 is a 2-bit digit of a constant.
+    shift = 2 * move
+    r = row + ((_MOVE_ROW_DIGITS >> shift) & 3) - 1
+    c = col + ((_MOVE_COL_DIGITS >> shift) & 3) - 1
     inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
     target = jnp.clip(r, 0, h - 1) * w + jnp.clip(c, 0, w - 1)
-    ok = inside & ~jnp.asarray(self._walls_flat)[target]
+    ok = inside & ~self._is_wall(target)
     return target.astype(jnp.int32), ok
 
-  def _transition(self, state: GridState, action: chex.Array, cells_key: chex.PRNGKey):
-    """The next state (before any reset), reward, terminated and truncated flags."""
-    key, term_key, respawn_key = jax.random.split(state.key, 3)
+  def _transition(self, state: GridState, action: chex.Array):
+    """The next state (before any reset), reward, terminated and truncated flags, and
+    the step's random words for cells (shared with a reset by `step`)."""
+    n = self.num_objects
+    key, words = types.random_words(state.key, 1 + n + self._num_cell_words)
+    u_term, u_respawn, cell_words = _uniform(words[0]), _uniform(words[1 : n + 1]), words[n + 1 :]
     action = jnp.asarray(action, jnp.int32)
     move = action % 9
     target, ok = self._neighbour(state.agent_cell, move)
@@ -406,45 +502,43 @@ class GridWorld(types.Environment):
     values = jnp.asarray(self._object_values)  # [N, 3]
     hit = state.present & (state.object_cell == collect_cell) & collecting  # [N]
     reward = jnp.sum(jnp.where(hit, values[:, 0], 0.0))
-    u_term = jax.random.uniform(term_key, (self.num_objects,))
+    # One draw decides termination: present objects sit on distinct cells, so at most one
+    # is collected per step.
     terminated = jnp.any(hit & (u_term < values[:, 1]))
     # Objects absent before this step may respawn now; those collected now may not.
-    u_respawn = jax.random.uniform(respawn_key, (self.num_objects,))
     respawn = ~state.present & (u_respawn < values[:, 2])
     present = (state.present & ~hit) | respawn
     object_cell = state.object_cell
     if self.spec.observation == "map":
-      occupied = self._one_hot_cells(agent_cell) | jnp.any(
-        self._one_hot_cells(object_cell) & (state.present & ~hit)[:, None], axis=0
-      )
-      new_cells = self._distinct_free_cells(cells_key, occupied, self.num_objects)
+      # New cells avoid the agent and the objects still present (not those respawning).
+      staying = state.present & ~hit
+      occupied = jnp.concatenate([agent_cell[None], jnp.where(staying, object_cell, -1)])
+      new_cells = self._distinct_free_cells(cell_words[:n], occupied, respawn)
       object_cell = jnp.where(respawn, new_cells, object_cell)
     t = state.t + 1
     truncated = (t >= self.spec.max_steps) & ~terminated
     next_state = GridState(key=key, agent_cell=agent_cell, object_cell=object_cell, present=present, t=t)
-    return next_state, reward, terminated, truncated
+    return next_state, reward, terminated, truncated, cell_words
 
   def step_env(
     self, state: GridState, action: chex.Array, params: GridParams
   ) -> tuple[GridState, types.TimeStep]:
     del params  # The layout lives in the state.
-    cells_key = jax.random.fold_in(state.key, 1)
-    next_state, reward, terminated, truncated = self._transition(state, action, cells_key)
+    next_state, reward, terminated, truncated, _ = self._transition(state, action)
     ts = types.transition_timestep(self._observe(next_state), reward, terminated, truncated)
     return next_state, ts
 
   def step(
     self, state: GridState, action: chex.Array, params: GridParams
   ) -> tuple[GridState, types.TimeStep]:
-    """`Environment.step`, specialised: the respawn draw and the reset draw share random
-    cell scores (only one of the two is ever used) and the observation is computed once,
-    which halves the cost of a batched auto-resetting step."""
-    cells_key = jax.random.fold_in(state.key, 1)
-    next_state, reward, terminated, truncated = self._transition(state, action, cells_key)
-    key, reset_key = jax.random.split(next_state.key)
-    reset_state = self._initial_state(reset_key, cells_key, params)
+    """`Environment.step`, specialised to draw randomness once: the respawn draw and the
+    reset draw share random words, and the next episode's state the next key (only one
+    of each pair is ever used), and the observation is computed once. Without a reset
+    the transition is exactly `step_env`'s."""
+    next_state, reward, terminated, truncated, cell_words = self._transition(state, action)
+    reset_state = self._initial_state(next_state.key, cell_words, params)
     last = terminated | truncated
-    next_state = jax.tree.map(lambda r, n: jnp.where(last, r, n), reset_state, next_state.replace(key=key))
+    next_state = jax.tree.map(lambda r, n: jnp.where(last, r, n), reset_state, next_state)
     ts = types.transition_timestep(self._observe(next_state), reward, terminated, truncated)
     return next_state, ts
 
@@ -457,13 +551,30 @@ class GridWorld(types.Environment):
     objects = self._one_hot_cells(state.object_cell) & state.present[:, None]  # [N, H*W]
     channels = [agent]
     for kind in range(len(self.spec.object_types)):
-      of_kind = np.flatnonzero(self._object_type == kind)
-      channels.append(jnp.any(objects[of_kind], axis=0).astype(jnp.float32))
+      of_kind = [objects[i] for i in np.flatnonzero(self._object_type == kind)]  # No gather.
+      channels.append(functools.reduce(jnp.logical_or, of_kind).astype(jnp.float32))
     return jnp.stack(channels, axis=-1).reshape(h, w, -1)
 
   def _one_hot_cells(self, cells: chex.Array) -> chex.Array:
     """bool [..., H*W]: one-hot of flat cell indices [...]."""
     return cells[..., None] == jnp.arange(self.num_cells)
+
+
+def _uniform(words: chex.Array) -> chex.Array:
+  """float32 uniform in [0, 1) from uint32 words (as `jax.random.uniform` makes them)."""
+  mantissa = (words >> 9) | np.uint32(0x3F800000)
+  return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0
+
+
+def _uniform_int(word: chex.Array, n: chex.Array) -> chex.Array:
+  """floor(word * n / 2**32), uniform in [0, n) up to n / 2**32, for uint32 n < 2**16.
+
+  Multiply-shift in 16-bit halves, as uint32 has no high-half multiply and there is no
+  vectorised integer division on CPU.
+  """
+  high = (word >> 16) * n
+  low = ((word & np.uint32(0xFFFF)) * n) >> 16
+  return ((high + low) >> 16).astype(jnp.int32)
 
 
 def _count_objects(objects: Sequence[ObjectSpec]) -> dict[tuple[float, float, float], int]:

@@ -80,13 +80,28 @@ def transition_timestep(
   )
 
 
-@dataclasses.dataclass(frozen=True)
+def random_words(key: chex.PRNGKey, num_words: int) -> tuple[chex.PRNGKey, chex.Array]:
+  """The next key and `num_words` random uint32 words, from one PRNG call.
+
+  The words are the data of further keys split off with the next one (for the default
+  threefry keys, exactly the hash outputs `jax.random.bits` gives): one split instead of
+  a split and a draw, as each is a separate rolled loop on CPU.
+  """
+  words_per_key = jax.random.key_data(key).size
+  keys = jax.random.split(key, 1 + -(-num_words // words_per_key))
+  words = jax.random.key_data(keys[1:]).reshape(-1)[:num_words]
+  return keys[0], words
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Environment(abc.ABC):
   """Base class: static configuration in fields, dynamics as pure functions.
 
   Subclasses implement `sample_params`, `reset` and `step_env`, and the specs. Every
   env state carries its own PRNG key (`state.key`) so that `step` needs no key
-  argument and the signature matches DESIGN.md.
+  argument and the signature matches DESIGN.md. Environments compare and hash by
+  identity (eq=False here and in subclasses), so one can be a static jit argument or a
+  cache key; with eq=True here, all instances of a subclass would compare equal.
   """
 
   @abc.abstractmethod

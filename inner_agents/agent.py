@@ -105,7 +105,9 @@ class ActorCriticAgent:
     # learning rate can be a traced, per-lifetime array.
     if self.optimizer == "sgd":
       return optax.identity()
-    return optax.scale_by_adam()
+    # eps_root > 0 keeps d sqrt(v)/dv finite where v = 0, so meta-gradients can flow
+    # through Adam updates (optax's advice for meta-learning).
+    return optax.scale_by_adam(eps_root=1e-8)
 
   def init(self, key: chex.PRNGKey, dummy_obs: chex.Array) -> AgentState:
     params = self.network.init(key, dummy_obs)

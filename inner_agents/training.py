@@ -15,8 +15,8 @@ import jax.numpy as jnp
 
 from environments.types import Environment
 from inner_agents import rollout as rollout_lib
-from inner_agents.agent import ActorCriticAgent, AgentState
-from inner_agents.types import AgentHParams
+from inner_agents.agent import ActorCriticAgent, AgentState, Targets
+from inner_agents.types import AgentHParams, Trajectory
 from lpg import rules as rules_lib
 
 
@@ -39,6 +39,13 @@ class UpdateMetrics(NamedTuple):
   y_entropy: chex.Array
   kl: chex.Array
   value_loss: chex.Array
+
+
+class UpdateData(NamedTuple):
+  """What one update learned from: the trajectory [T, B] and the rule's targets [T, B]."""
+
+  trajectory: Trajectory
+  targets: Targets
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -70,11 +77,22 @@ class Trainer:
     self, state: TrainState, meta_params: Any, hparams: AgentHParams
   ) -> tuple[TrainState, UpdateMetrics]:
     """One rollout and one agent update."""
+    state, metrics, _ = self.update_with_data(state, meta_params, hparams)
+    return state, metrics
+
+  def update_with_data(
+    self, state: TrainState, meta_params: Any, hparams: AgentHParams
+  ) -> tuple[TrainState, UpdateMetrics, UpdateData]:
+    """`update`, also returning the trajectory it learned from and the rule's targets.
+
+    Acting uses stop-gradient'ed parameters: when eta's meta-gradient flows through this
+    update, it flows through the rule's targets and the agent's gradient step only.
+    """
     key, rollout_key = jax.random.split(state.key)
     actor, trajectory, outputs, rstats = rollout_lib.rollout(
       self.env,
       self.agent,
-      state.agent.params,
+      jax.lax.stop_gradient(state.agent.params),
       state.env_params,
       state.actor,
       rollout_key,
@@ -92,7 +110,8 @@ class Trainer:
       kl=lstats.kl,
       value_loss=lstats.value_loss,
     )
-    return TrainState(agent=agent, actor=actor, env_params=state.env_params, key=key), metrics
+    new_state = TrainState(agent=agent, actor=actor, env_params=state.env_params, key=key)
+    return new_state, metrics, UpdateData(trajectory=trajectory, targets=targets)
 
   def run(
     self, state: TrainState, meta_params: Any, hparams: AgentHParams, num_updates: int

@@ -1,0 +1,73 @@
+"""Meta-training configs: `default` (CPU, minutes) and `paper` (the paper's sizes).
+
+python meta_train.py                               # default
+python meta_train.py --config=lpg/configs/meta_train.py:paper
+python meta_train.py --config.lpg.hidden_size=64   # override any field
+"""
+
+import ml_collections
+
+TABULAR_TRAIN = ("tabular_dense", "tabular_long_horizon", "tabular_longer_horizon", "tabular_long_dense")
+ALL_TRAIN = (
+  *TABULAR_TRAIN,
+  "tabular_sparse",
+  "random_dense",
+  "random_long_horizon",
+  "random_small",
+  "random_small_sparse",
+  "random_very_dense",
+  "chain_short",
+  "chain_short_noisy",
+  "chain_long",
+  "chain_long_noisy",
+  "chain_distractor",
+)
+
+
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
+  if variant not in ("default", "paper"):
+    raise ValueError(f"unknown config variant {variant!r}; valid: default, paper")
+  paper = variant == "paper"
+  c = ml_collections.ConfigDict()
+  c.variant = variant
+  c.seed = 0
+  # Training set and lifetimes. Default: the tabular grid worlds except tabular_sparse,
+  # which is held out for evaluation.
+  c.train_envs = ",".join(ALL_TRAIN if paper else TABULAR_TRAIN)
+  c.eval_envs = "tabular_sparse" if not paper else ""
+  c.lifetimes_per_env = 64 if paper else 2  # paper: 960 lifetimes over 15 envs
+  c.num_envs = 64  # B, environments per lifetime
+  c.unroll_length = 20  # T
+  c.num_inner_updates = 5  # K
+  c.lifetime_steps = 0 if paper else 1_000_000  # 0: the paper's per-env budget (Table 3)
+  c.entropy_collapse = 1e-3
+  c.use_bandit = True
+  c.bandit_tau = 0.1
+  c.bandit_rho = 0.2
+  # Tables: a state many samples share moves by ~lr * (its share) per step; > 2 diverges.
+  c.critic_learning_rate_sgd = 1.0
+  c.critic_learning_rate_adam = 2e-3
+  # LPG network (paper: LSTM 256, phi 16, m 30).
+  c.lpg = ml_collections.ConfigDict()
+  c.lpg.hidden_size = 256 if paper else 32
+  c.lpg.phi_size = 16
+  c.lpg.y_size = 30
+  # Meta-objective (Table 2).
+  c.y_entropy_cost = 1e-3
+  c.pi_hat_l2_cost = 1e-3
+  c.y_hat_l2_cost = 1e-3
+  c.critic_lambda = 0.95
+  c.normalize_advantages = True
+  # Meta-optimiser (paper: Adam 1e-4; the CPU default takes larger steps to learn in minutes).
+  c.meta_learning_rate = 1e-4 if paper else 1e-3
+  c.max_grad_norm = 1.0
+  c.num_meta_steps = 200_000 if paper else 1000
+  # Bookkeeping.
+  c.log_every = 10 if not paper else 100
+  c.checkpoint_every_s = 60.0
+  c.keep_checkpoints = 3
+  c.eval_every = 0  # meta-steps between evaluations; 0: only at the end
+  c.eval_env_steps = 300_000
+  c.eval_seeds = 3
+  c.lock()
+  return c

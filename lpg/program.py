@@ -1,0 +1,197 @@
+"""A Launchpad-style meta-training program: nodes, built from a config, run by a launcher.
+
+Nodes (each a bundle of pure, jittable functions; the launcher decides where they run):
+  * PopulationWorker: owns lifetimes (one population per training env) and computes the
+    meta-gradient of the current eta over them (`lpg.meta_learner.MetaGradient`).
+  * MetaLearnerNode: averages workers' meta-gradients, clips, and takes Adam steps on eta.
+  * Evaluator: trains fresh agents with a frozen eta on held-out envs (`lpg.evaluation`).
+`lpg/launch/local.py` runs all of them in one process, fusing a worker step and a learner
+step into one jitted call; other launchers place the same nodes elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import jax
+import ml_collections
+
+from environments import registry
+from inner_agents.agent import make_agent
+from inner_agents.training import Trainer
+from lpg import bandit, evaluation, meta_learner, meta_objective, population, rules
+from lpg.network import LPGNetworkConfig
+
+
+class ConfigError(ValueError):
+  """An invalid meta-training config value."""
+
+
+def env_list(text: str) -> list[str]:
+  return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError naming the first invalid field."""
+  positive = [
+    "lifetimes_per_env",
+    "num_envs",
+    "unroll_length",
+    "num_inner_updates",
+    "num_meta_steps",
+    "log_every",
+    "keep_checkpoints",
+    "eval_seeds",
+    "eval_env_steps",
+  ]
+  for field in positive:
+    if not isinstance(config[field], int) or config[field] < 1:
+      raise ConfigError(f"config.{field} must be a positive integer, got {config[field]!r}")
+  for field in ("hidden_size", "phi_size", "y_size"):
+    if config.lpg[field] < 1:
+      raise ConfigError(f"config.lpg.{field} must be a positive integer, got {config.lpg[field]!r}")
+  if config.lifetime_steps < 0 or config.eval_every < 0:
+    raise ConfigError("config.lifetime_steps and config.eval_every must be >= 0")
+  for field in (
+    "meta_learning_rate",
+    "max_grad_norm",
+    "bandit_tau",
+    "critic_learning_rate_sgd",
+    "critic_learning_rate_adam",
+  ):
+    if not config[field] > 0:
+      raise ConfigError(f"config.{field} must be > 0, got {config[field]!r}")
+  if not env_list(config.train_envs):
+    raise ConfigError("config.train_envs is empty")
+  for name in env_list(config.train_envs) + env_list(config.eval_envs):
+    registry.entry(name)  # UnknownEnvironmentError names the valid choices.
+
+
+def make_rule(config: ml_collections.ConfigDict) -> rules.LPGRule:
+  return rules.LPGRule(LPGNetworkConfig(config.lpg.hidden_size, config.lpg.phi_size, config.lpg.y_size))
+
+
+def _population(
+  name: str, rule: rules.UpdateRule, config: ml_collections.ConfigDict
+) -> population.Population:
+  env = registry.make(name)
+  preset = registry.preset(name)
+
+  def agent():
+    return make_agent(
+      env.observation_spec(),
+      env.num_actions,
+      config.lpg.y_size,
+      preset.optimizer,
+      preset.conv_channels,
+      preset.mlp_sizes,
+    )
+
+  critic_lr = (
+    config.critic_learning_rate_sgd if preset.optimizer == "sgd" else config.critic_learning_rate_adam
+  )
+  return population.Population(
+    trainer=Trainer(env, agent(), rule, config.num_envs, config.unroll_length),
+    critic=agent(),
+    arms=bandit.arm_grid(preset.learning_rates, preset.y_costs),
+    num_lifetimes=config.lifetimes_per_env,
+    critic_learning_rate=critic_lr,
+    config=population.PopulationConfig(
+      lifetime_steps=config.lifetime_steps or preset.lifetime_steps,
+      entropy_collapse=config.entropy_collapse,
+      bandit_tau=config.bandit_tau,
+      bandit_rho=config.bandit_rho,
+      use_bandit=config.use_bandit,
+    ),
+  )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PopulationWorker:
+  """Owns lifetimes; `step(eta, states) -> (meta_grads, states, metrics)`."""
+
+  meta_gradient: meta_learner.MetaGradient
+
+  def init(self, key: chex.PRNGKey) -> tuple[population.PopulationState, ...]:
+    return self.meta_gradient.init(key)
+
+  def step(self, eta: Any, states: Any):
+    return self.meta_gradient.step(eta, states)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MetaLearnerNode:
+  """Owns eta and its optimiser; `apply(state, grads) -> (state, grad_norm)`."""
+
+  learner: meta_learner.MetaLearner
+  rule: rules.LPGRule
+
+  def init(self, key: chex.PRNGKey) -> meta_learner.MetaLearnerState:
+    return self.learner.init(self.rule.init_meta_params(key))
+
+  def apply(self, state: meta_learner.MetaLearnerState, grads: Any):
+    return self.learner.apply(state, grads)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Evaluator:
+  """Trains fresh agents with a frozen eta on held-out envs."""
+
+  rule: rules.LPGRule
+  envs: tuple[str, ...]
+  config: ml_collections.ConfigDict  # a meta_test config
+  seeds: int
+  env_steps: int
+
+  def evaluate(self, eta: Any) -> list[evaluation.EvalResult]:
+    return [
+      evaluation.evaluate(env, self.rule, eta, self.config, self.seeds, self.env_steps) for env in self.envs
+    ]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Program:
+  """The meta-training program: its nodes and the config they were built from."""
+
+  config: ml_collections.ConfigDict
+  worker: PopulationWorker
+  learner: MetaLearnerNode
+  evaluator: Evaluator
+
+  def init(self, key: chex.PRNGKey) -> dict[str, Any]:
+    """Initial state of every node: {'learner': ..., 'populations': ...}."""
+    learner_key, worker_key = jax.random.split(key)
+    return {"learner": self.learner.init(learner_key), "populations": self.worker.init(worker_key)}
+
+  def steps_per_meta_step(self) -> int:
+    return self.worker.meta_gradient.steps_per_meta_step()
+
+
+def build(config: ml_collections.ConfigDict) -> Program:
+  """Builds the program's nodes from a validated config."""
+  validate(config)
+  rule = make_rule(config)
+  pops = [_population(name, rule, config) for name in env_list(config.train_envs)]
+  objective = meta_objective.MetaObjectiveConfig(
+    y_entropy_cost=config.y_entropy_cost,
+    pi_hat_l2_cost=config.pi_hat_l2_cost,
+    y_hat_l2_cost=config.y_hat_l2_cost,
+    critic_lambda=config.critic_lambda,
+    normalize_advantages=config.normalize_advantages,
+  )
+  mg = meta_learner.MetaGradient(pops, config.num_inner_updates, objective)
+  learner = meta_learner.MetaLearner(config.meta_learning_rate, config.max_grad_norm)
+  from lpg.configs import meta_test as meta_test_config
+
+  eval_config = meta_test_config.get_config()
+  with eval_config.unlocked():
+    eval_config.num_envs = config.num_envs
+    eval_config.unroll_length = config.unroll_length
+    eval_config.y_size = config.lpg.y_size
+    eval_config.num_curve_points = 10
+  evaluator = Evaluator(
+    rule, tuple(env_list(config.eval_envs)), eval_config, config.eval_seeds, config.eval_env_steps
+  )
+  return Program(config, PopulationWorker(mg), MetaLearnerNode(learner, rule), evaluator)

@@ -1,0 +1,114 @@
+"""Writing meta-test results: CSV files, a summary table and learning-curve plots."""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from lpg.evaluation import EvalResult
+
+CURVE_COLUMNS = ("env", "agent", "rule", "seed", "env_steps", "episode_return")
+FINAL_COLUMNS = ("env", "agent", "rule", "seed", "env_steps", "final_return")
+
+
+def write_results_csv(path: str, results: Sequence[EvalResult]) -> None:
+  """One row per (env, rule, seed, curve point); points with no finished episode are skipped."""
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(CURVE_COLUMNS)
+    for r in results:
+      for i, seed in enumerate(r.seeds):
+        for steps, ret in zip(r.env_steps, r.curve[i]):
+          if np.isfinite(ret):
+            writer.writerow((r.env, r.agent, r.rule, seed, int(steps), f"{ret:.6g}"))
+
+
+def write_final_csv(path: str, results: Sequence[EvalResult]) -> None:
+  """One row per (env, rule, seed): the final return after all env steps."""
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(FINAL_COLUMNS)
+    for r in results:
+      for seed, ret in zip(r.seeds, r.final_return):
+        writer.writerow((r.env, r.agent, r.rule, seed, int(r.env_steps[-1]), f"{ret:.6g}"))
+
+
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+  """Mean and (population) std over finite values; NaN if none are finite."""
+  finite = values[np.isfinite(values)]
+  if finite.size == 0:
+    return float("nan"), float("nan")
+  return float(finite.mean()), float(finite.std())
+
+
+def summary_table(results: Sequence[EvalResult]) -> str:
+  """A text table: rows are envs, columns rules, cells 'mean ± std' of the final return."""
+  envs = list(dict.fromkeys(r.env for r in results))
+  rules = list(dict.fromkeys(r.rule for r in results))
+  by_key = {(r.env, r.rule): r for r in results}
+  header = ["env", *rules]
+  rows = []
+  for env in envs:
+    row = [env]
+    for rule in rules:
+      r = by_key.get((env, rule))
+      if r is None:
+        row.append("-")
+        continue
+      m, s = mean_std(r.final_return)
+      row.append(f"{m:.2f} ± {s:.2f}")
+    rows.append(row)
+  widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+  lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [header, *rows]]
+  lines.insert(1, "  ".join("-" * w for w in widths))
+  n = {len(r.seeds) for r in results}
+  steps = {int(r.env_steps[-1]) for r in results}
+  note = f"final return, mean ± std over {'/'.join(map(str, sorted(n)))} seeds after {'/'.join(map(str, sorted(steps)))} env steps"
+  return "\n".join([note, *lines])
+
+
+def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
+  """One panel per env, one line per rule (mean over seeds, shaded ± std)."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  envs = list(dict.fromkeys(r.env for r in results))
+  cols = min(3, len(envs))
+  rows = int(np.ceil(len(envs) / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+  for ax, env in zip(axes.flat, envs):
+    for r in (r for r in results if r.env == env):
+      with warnings.catch_warnings():  # all-NaN points (no episode finished yet)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(r.curve, axis=0)
+        std = np.nanstd(r.curve, axis=0)
+      (line,) = ax.plot(r.env_steps, mean, label=r.rule)
+      ax.fill_between(r.env_steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set_title(env)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("episode return")
+    ax.grid(alpha=0.3)
+    ax.legend()
+  for ax in list(axes.flat)[len(envs) :]:
+    ax.set_visible(False)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def write_all(out_dir: str, results: Sequence[EvalResult]) -> list[str]:
+  """Writes results.csv, final.csv, summary.txt and curves.png; returns their paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = [os.path.join(out_dir, n) for n in ("results.csv", "final.csv", "summary.txt", "curves.png")]
+  write_results_csv(paths[0], results)
+  write_final_csv(paths[1], results)
+  with open(paths[2], "w") as f:
+    f.write(summary_table(results) + "\n")
+  plot_curves(paths[3], results)
+  return paths

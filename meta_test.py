@@ -1,0 +1,138 @@
+r"""Meta-test: train fresh agents with a given update rule and compare rules.
+
+  python meta_test.py --rule=a2c,random --env=tabular_dense,chain_short \
+      --seeds=3 --env_steps=500000 --out=runs/meta_test
+  python meta_test.py --list
+
+Writes OUT/results.csv (learning curves: env, agent, rule, seed, env_steps,
+episode_return), OUT/final.csv (final return per seed), OUT/summary.txt (mean ± std of the
+final return per env x rule, also printed) and OUT/curves.png. Agent settings come from
+`lpg/configs/meta_test.py`; override them with --config.<field>=<value>.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags, logging
+
+from environments import grid_world, registry
+from lpg import checkpoint, cli, evaluation, reporting, rule_io
+from lpg import rules as rules_lib
+from lpg.configs import meta_test as meta_test_config
+
+_RULE = flags.DEFINE_list(
+  "rule",
+  ["a2c"],
+  f"Update rules to test: {', '.join(rules_lib.names())}, lpg_init (untrained LPG), or a "
+  "meta-training checkpoint (.npz) or workdir (its latest checkpoint).",
+)
+_ENV = flags.DEFINE_list(
+  "env", ["tabular_dense"], "Environments (see --list) or grid-world spec files *.json."
+)
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents (seeds) per env x rule.")
+_ENV_STEPS = flags.DEFINE_integer("env_steps", 1_000_000, "Environment steps per agent.")
+_OUT = flags.DEFINE_string("out", "runs/meta_test", "Output directory.")
+_LIST = flags.DEFINE_bool("list", False, "List the registered environments and rules, then exit.")
+_CONFIG = cli.define_config_flag("meta_test.py", meta_test_config.get_config())
+
+
+class UsageError(ValueError):
+  """Bad command-line input: reported as one line, exit status 2."""
+
+
+def _list() -> None:
+  entries = registry.describe_all()
+  width = max(len(n) for n, _ in entries)
+  print("environments:")
+  for name, desc in entries:
+    print(f"  {name.ljust(width)}  {desc}")
+  print("  <path>.json" + " " * max(1, width - 10) + "a grid world described by a JSON spec")
+  print("rules:")
+  for name in rules_lib.names():
+    print(f"  {name.ljust(width)}  {(rules_lib.make_rule(name).__doc__ or '').strip().splitlines()[0]}")
+
+
+def _resolve(rule_names: list[str], env_names: list[str]) -> tuple[list, list[str]]:
+  """Checks every input before anything runs or is written; returns [(rule, meta_params)]."""
+  if not rule_names:
+    raise UsageError("--rule is empty; valid: " + ", ".join(rules_lib.names()))
+  if not env_names:
+    raise UsageError("--env is empty; see --list")
+  if _SEEDS.value < 1:
+    raise UsageError(f"--seeds must be a positive integer, got {_SEEDS.value}")
+  if _ENV_STEPS.value < 1:
+    raise UsageError(f"--env_steps must be a positive integer, got {_ENV_STEPS.value}")
+  if os.path.exists(_OUT.value) and not os.path.isdir(_OUT.value):
+    raise UsageError(f"--out={_OUT.value} exists and is not a directory")
+  for name in env_names:
+    registry.make(name)  # Raises UnknownEnvironmentError / SpecError.
+  evaluation.validate_config(_CONFIG.value)
+  by_name = {n: rule_io.resolve(n) for n in rule_names if n != "lpg_init"}
+  # lpg_init takes the network sizes of the learned rule it is a control for, if any.
+  learned = [r for r, _ in by_name.values() if isinstance(r, rules_lib.LPGRule)]
+  if "lpg_init" in rule_names:
+    by_name["lpg_init"] = rule_io.resolve("lpg_init", learned[0].config if learned else None)
+  resolved = [by_name[n] for n in rule_names]
+  y_size = _CONFIG.value.y_size
+  for rule, _ in resolved:
+    if isinstance(rule, rules_lib.LPGRule) and rule.config.y_size != y_size:
+      raise UsageError(
+        f"rule {rule.name} predicts y over {rule.config.y_size} bins but agents have --config.y_size={y_size}"
+      )
+  names = [r.name for r, _ in resolved]
+  if len(set(names)) != len(names):
+    raise UsageError(f"rules must have distinct names, got {names}")
+  return resolved, env_names
+
+
+def run(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments {argv[1:]}")
+  if _LIST.value:
+    _list()
+    return
+  rules, env_names = _resolve(_RULE.value, _ENV.value)
+  config = _CONFIG.value
+
+  from tqdm import tqdm  # Imported late: --list and errors stay fast.
+
+  steps_per_update = config.num_envs * config.unroll_length
+  chunk, points = evaluation.schedule(_ENV_STEPS.value, steps_per_update, config.num_curve_points)
+  total = chunk * points * steps_per_update * _SEEDS.value * len(env_names) * len(rules)
+  results = []
+  with tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True) as bar:
+
+    def on_chunk(updates: int, ret: float) -> None:
+      bar.update(updates * steps_per_update * _SEEDS.value)
+      bar.set_postfix(ret=f"{ret:.2f}")
+
+    for env_name in env_names:
+      for rule, meta_params in rules:
+        bar.set_description(f"{env_name} / {rule.name}")
+        results.append(
+          evaluation.evaluate(env_name, rule, meta_params, config, _SEEDS.value, _ENV_STEPS.value, on_chunk)
+        )
+  paths = reporting.write_all(_OUT.value, results)
+  print(reporting.summary_table(results))
+  print("wrote " + ", ".join(paths))
+
+
+def main(argv: list[str]) -> None:
+  logging.set_verbosity(logging.WARNING)  # JAX's backend probing is not news to users.
+  try:
+    run(argv)
+  except (
+    UsageError,
+    registry.UnknownEnvironmentError,
+    grid_world.SpecError,
+    rules_lib.UnknownRuleError,
+    evaluation.ConfigError,
+    rule_io.RuleLoadError,
+    checkpoint.CheckpointError,
+  ) as e:
+    cli.fail("meta_test.py", str(e))
+
+
+if __name__ == "__main__":
+  app.run(main, flags_parser=cli.flags_parser("meta_test.py"))

@@ -1,0 +1,196 @@
+"""Inner agent: network shapes, loss terms with hand-worked answers, optimiser step."""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import rlax
+from dm_env import specs
+
+from inner_agents import agent as agent_lib
+from inner_agents.types import AgentHParams, Trajectory
+from lpg import rules
+
+HP = AgentHParams(learning_rate=1.0, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.9)
+
+
+def _table_agent(num_states=4, num_actions=3, y_size=5, optimizer="sgd"):
+  spec = specs.BoundedArray((), np.int32, 0, num_states - 1)
+  return agent_lib.make_agent(spec, num_actions, y_size, optimizer)
+
+
+@pytest.mark.parametrize(
+  "obs_shape,conv,mlp,desc",
+  [((22,), (), (16,), "actor_critic(D16)"), ((5, 7, 3), (16,), (32,), "actor_critic(C16-D32)")],
+)
+def test_torso_shapes_and_uniform_initial_policy(obs_shape, conv, mlp, desc):
+  spec = specs.Array(obs_shape, np.float32)
+  agent = agent_lib.make_agent(spec, 9, 30, "adam", conv, mlp)
+  assert agent.description == desc
+  obs = jax.random.uniform(jax.random.PRNGKey(0), (4, 6, *obs_shape))
+  state = agent.init(jax.random.PRNGKey(1), obs[0])
+  out = agent.apply(state.params, obs)
+  assert out.logits.shape == (4, 6, 9)
+  assert out.y_logits.shape == (4, 6, 30)
+  assert out.value.shape == (4, 6)
+  np.testing.assert_allclose(out.logits, 0.0)  # zero-initialised policy head: uniform
+
+
+def test_table_lookup_and_init():
+  agent = _table_agent()
+  state = agent.init(jax.random.PRNGKey(0), jnp.zeros((2,), jnp.int32))
+  p = state.params["table"]
+  assert p["logits"].shape == (4, 3) and p["y_logits"].shape == (4, 5) and p["value"].shape == (4,)
+  np.testing.assert_array_equal(p["logits"], 0.0)
+  assert 0.05 < float(jnp.std(p["y_logits"])) < 0.2
+  obs = jnp.array([[3, 1]])
+  out = agent.apply(state.params, obs)
+  np.testing.assert_array_equal(out.y_logits[0, 1], p["y_logits"][1])
+
+
+def test_bad_observation_shape_raises():
+  with pytest.raises(ValueError, match="no torso"):
+    agent_lib.make_agent(specs.Array((3, 4), np.float32), 2, 4, "adam", (), (8,))
+  with pytest.raises(ValueError, match="optimizer"):
+    _table_agent(optimizer="rmsprop")
+
+
+def test_categorical_kl_and_entropy_known_answers():
+  p_logits = jnp.log(jnp.array([0.5, 0.25, 0.25]))
+  q = jnp.array([0.25, 0.5, 0.25])
+  expected = 0.5 * np.log(2.0) + 0.25 * np.log(0.5)
+  np.testing.assert_allclose(agent_lib.categorical_kl(p_logits, q), expected, rtol=1e-6)
+  np.testing.assert_allclose(agent_lib.categorical_kl(p_logits, jnp.exp(p_logits)), 0.0, atol=1e-7)
+  np.testing.assert_allclose(agent_lib.entropy(jnp.zeros(4)), np.log(4.0), rtol=1e-6)
+  assert float(agent_lib.entropy(jnp.array([0.0, -1e9]))) == 0.0  # collapsed: 0, not NaN
+
+
+def _tiny_trajectory():
+  # T = 3 steps, B = 2 envs, states 0..3.
+  return Trajectory(
+    observation=jnp.array([[0, 1], [2, 3], [1, 0], [3, 2]], jnp.int32),
+    action=jnp.array([[0, 2], [1, 1], [2, 0]], jnp.int32),
+    reward=jnp.array([[1.0, 0.0], [0.0, -1.0], [2.0, 0.5]]),
+    done=jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+  )
+
+
+def _random_table_params(agent, key):
+  params = agent.init(key, jnp.zeros((1,), jnp.int32)).params
+  keys = jax.random.split(key, 3)
+  return jax.tree.map(
+    lambda p, k: jax.random.normal(k, p.shape), params, {"table": dict(zip(sorted(params["table"]), keys))}
+  )
+
+
+def test_loss_matches_hand_computation():
+  agent = _table_agent()
+  params = _random_table_params(agent, jax.random.PRNGKey(3))
+  traj = _tiny_trajectory()
+  pi_hat = jnp.array([[1.0, -2.0], [0.5, 0.0], [3.0, 1.0]])
+  y_hat = jax.nn.softmax(jax.random.normal(jax.random.PRNGKey(4), (3, 2, 5)))
+  v_hat = jnp.array([[1.0, 2.0], [0.0, -1.0], [0.5, 0.5]])
+  targets = agent_lib.Targets(pi_hat=pi_hat, y_hat=y_hat, value_target=v_hat)
+  loss, stats = agent.loss(params, traj, targets, HP)
+
+  t = {k: np.asarray(v, np.float64) for k, v in params["table"].items()}
+  pg, kl, vl, ent = [], [], [], []
+  for i in range(3):
+    for b in range(2):
+      s, a = int(traj.observation[i, b]), int(traj.action[i, b])
+      logp = t["logits"][s] - np.log(np.exp(t["logits"][s]).sum())
+      pg.append(logp[a] * float(pi_hat[i, b]))
+      ent.append(-(np.exp(logp) * logp).sum())
+      logy = t["y_logits"][s] - np.log(np.exp(t["y_logits"][s]).sum())
+      kl.append((np.exp(logy) * (logy - np.log(np.asarray(y_hat[i, b])))).sum())
+      vl.append(0.5 * (t["value"][s] - float(v_hat[i, b])) ** 2)
+  expected = -np.mean(pg) + 0.5 * np.mean(kl) + 0.5 * np.mean(vl) - 0.01 * np.mean(ent)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  np.testing.assert_allclose(stats.kl, np.mean(kl), rtol=1e-5)
+  np.testing.assert_allclose(stats.policy_entropy, np.mean(ent), rtol=1e-5)
+
+
+def test_policy_gradient_on_a_table_entry():
+  # d/dlogits[s] of -mean(log pi(a|s) pi_hat) = -(onehot(a) - pi(s)) * pi_hat / (T*B).
+  agent = _table_agent()
+  params = _random_table_params(agent, jax.random.PRNGKey(5))
+  traj = Trajectory(
+    observation=jnp.array([[2], [0]], jnp.int32),
+    action=jnp.array([[1]]),
+    reward=jnp.zeros((1, 1)),
+    done=jnp.zeros((1, 1)),
+  )
+  targets = agent_lib.Targets(pi_hat=jnp.array([[2.0]]))
+  hp = HP._replace(entropy_cost=0.0)
+  grads = jax.grad(lambda p: agent.loss(p, traj, targets, hp)[0])(params)
+  pi = jax.nn.softmax(params["table"]["logits"][2])
+  expected = -(jax.nn.one_hot(1, 3) - pi) * 2.0
+  np.testing.assert_allclose(grads["table"]["logits"][2], expected, rtol=1e-5)
+  np.testing.assert_array_equal(grads["table"]["logits"][0], 0.0)  # s_T is not trained on
+  np.testing.assert_array_equal(grads["table"]["value"], 0.0)  # no value target given
+
+
+def test_a2c_gradient_equals_independent_rlax_a2c():
+  """Our agent loss with the A2C rule's targets == A2C written directly with rlax."""
+  agent = _table_agent()
+  params = _random_table_params(agent, jax.random.PRNGKey(6))
+  traj = _tiny_trajectory()
+  rule = rules.A2CRule()
+
+  def ours(p):
+    out = agent.apply(p, traj.observation)
+    targets = rule.targets({}, rules.rule_inputs(out, traj), HP)
+    return agent.loss(p, traj, targets, HP)[0]
+
+  def reference(p):
+    out = agent.apply(p, traj.observation)
+    v = out.value
+    disc = HP.discount * (1.0 - traj.done)
+    per_env = []
+    for b in range(2):
+      ret = rlax.lambda_returns(traj.reward[:, b], disc[:, b], jax.lax.stop_gradient(v[1:, b]), 1.0)
+      adv = ret - v[:-1, b]
+      pg = rlax.policy_gradient_loss(
+        out.logits[:-1, b], traj.action[:, b], jax.lax.stop_gradient(adv), jnp.ones(3)
+      )
+      ent = rlax.entropy_loss(out.logits[:-1, b], jnp.ones(3))
+      per_env.append(pg + HP.entropy_cost * ent + HP.value_cost * 0.5 * jnp.mean(adv**2))
+    return jnp.mean(jnp.stack(per_env))
+
+  g_ours, g_ref = jax.grad(ours)(params), jax.grad(reference)(params)
+  for k in ("logits", "value"):
+    np.testing.assert_allclose(g_ours["table"][k], g_ref["table"][k], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(ours(params), reference(params), rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_update_step(optimizer):
+  agent = _table_agent(optimizer=optimizer)
+  state = agent.init(jax.random.PRNGKey(0), jnp.zeros((1,), jnp.int32))
+  traj = _tiny_trajectory()
+  targets = agent_lib.Targets(pi_hat=jnp.ones((3, 2)))
+  hp = HP._replace(learning_rate=0.1, entropy_cost=0.0)
+  new, _ = agent.update(state, traj, targets, hp)
+  grads = jax.grad(lambda p: agent.loss(p, traj, targets, hp)[0])(state.params)
+  delta = jax.tree.map(lambda a, b: a - b, new.params, state.params)
+  if optimizer == "sgd":
+    np.testing.assert_allclose(delta["table"]["logits"], -0.1 * grads["table"]["logits"], rtol=1e-6)
+  else:  # Adam's first step moves each touched entry by lr * sign(grad).
+    g = grads["table"]["logits"]
+    touched = np.abs(np.asarray(g)) > 1e-6
+    np.testing.assert_allclose(
+      np.asarray(delta["table"]["logits"])[touched], -0.1 * np.sign(g)[touched], rtol=1e-3
+    )
+
+
+def test_random_rule_never_changes_the_agent():
+  agent = _table_agent(optimizer="adam")
+  state = agent.init(jax.random.PRNGKey(0), jnp.zeros((1,), jnp.int32))
+  traj = _tiny_trajectory()
+  out = agent.apply(state.params, traj.observation)
+  rule = rules.make_rule("random")
+  targets = rule.targets({}, rules.rule_inputs(out, traj), HP._replace(entropy_cost=0.0))
+  new, _ = agent.update(state, traj, targets, HP._replace(entropy_cost=0.0))
+  jax.tree.map(np.testing.assert_array_equal, new.params, state.params)
+  assert hk.data_structures.tree_size(state.params) > 0

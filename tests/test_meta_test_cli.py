@@ -1,0 +1,93 @@
+"""meta_test.py end to end: listing, bad input, and a tiny run that writes every output."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args, cwd=None):
+  return subprocess.run(
+    [sys.executable, os.path.join(ROOT, "meta_test.py"), *args],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=cwd,
+  )
+
+
+def test_list_names_every_environment_and_rule():
+  proc = _run("--list")
+  assert proc.returncode == 0, proc.stderr
+  for name in ["tabular_dense", "random_small_sparse", "chain_distractor", "a2c", "random"]:
+    assert name in proc.stdout
+
+
+@pytest.mark.parametrize(
+  "args,expected",
+  [
+    (["--env=nope"], "unknown environment 'nope'; valid: tabular_dense"),
+    (["--rule=nope"], "unknown rule 'nope'; valid: a2c, random"),
+    (["--env_steps=-5"], "--env_steps must be a positive integer"),
+    (["--config.nope=1"], "unknown config field(s) nope"),
+    (["--config.num_envs=x"], "flag --config.num_envs=x"),
+    (["--env=missing_spec.json"], "cannot read grid-world spec"),
+  ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, expected):
+  out = tmp_path / "out"
+  proc = _run(*args, f"--out={out}")
+  assert proc.returncode != 0
+  lines = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, proc.stderr
+  assert lines[0].startswith("meta_test.py: error: ") and expected in lines[0], lines[0]
+  assert "Traceback" not in proc.stderr
+  assert not out.exists()
+
+
+def test_malformed_grid_spec_file(tmp_path):
+  spec = tmp_path / "bad.json"
+  spec.write_text(
+    '{"layout": ["..", ".."], "objects": [[1, 2.0, 0]], "max_steps": 5, "observation": "tabular"}'
+  )
+  proc = _run(f"--env={spec}", f"--out={tmp_path / 'out'}")
+  assert proc.returncode != 0
+  assert (
+    proc.stderr.strip() == "meta_test.py: error: object probabilities must lie in [0, 1], got (1.0, 2.0, 0.0)"
+  )
+
+
+def test_tiny_run_writes_results(tmp_path):
+  spec = tmp_path / "my_grid.json"
+  spec.write_text(
+    '{"size": [3, 4], "objects": [[2, [1, 0, 0.5]]], "max_steps": 20, "observation": "tabular"}'
+  )
+  out = tmp_path / "out"
+  proc = _run(
+    f"--env=chain_short,{spec}",
+    "--rule=a2c,random",
+    "--seeds=2",
+    "--env_steps=960",
+    "--config.num_envs=8",
+    "--config.num_curve_points=3",
+    f"--out={out}",
+  )
+  assert proc.returncode == 0, proc.stderr
+  assert sorted(os.listdir(out)) == ["curves.png", "final.csv", "results.csv", "summary.txt"]
+  with open(out / "results.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert list(rows[0]) == ["env", "agent", "rule", "seed", "env_steps", "episode_return"]
+  assert {r["env"] for r in rows} == {"chain_short", "my_grid"}
+  assert {r["rule"] for r in rows} == {"a2c", "random"}
+  assert {r["seed"] for r in rows} == {"0", "1"}
+  with open(out / "final.csv") as f:
+    finals = list(csv.DictReader(f))
+  assert len(finals) == 2 * 2 * 2
+  assert all(int(r["env_steps"]) == 960 for r in finals)
+  summary = (out / "summary.txt").read_text()
+  assert "my_grid" in summary and "±" in summary and summary in proc.stdout
+  assert os.path.getsize(out / "curves.png") > 10_000
