@@ -130,6 +130,7 @@ def main(argv: list[str]) -> None:
     evaluation.ConfigError,
     rule_io.RuleLoadError,
     checkpoint.CheckpointError,
+    OSError,  # An unwritable --out.
   ) as e:
     cli.fail("meta_test.py", str(e))
 

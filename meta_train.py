@@ -34,6 +34,12 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 def run(argv: list[str]) -> None:
   if len(argv) > 1:
     raise program.ConfigError(f"unexpected arguments {argv[1:]}")
+  workdir = _WORKDIR.value
+  parent = os.path.dirname(os.path.abspath(workdir))
+  if (os.path.exists(workdir) and not os.path.isdir(workdir)) or (
+    os.path.exists(parent) and not os.path.isdir(parent)
+  ):
+    raise program.ConfigError(f"--workdir={workdir} is not a directory")
   prog = program.build(_CONFIG.value)
   ckpt_dir = local.checkpoint_dir(_WORKDIR.value)
   if not _RESUME.value and checkpoint.latest(ckpt_dir) is not None:
@@ -51,6 +57,7 @@ def main(argv: list[str]) -> None:
     registry.UnknownEnvironmentError,
     checkpoint.CheckpointError,
     local.ResumeError,
+    OSError,  # An unwritable or invalid --workdir.
   ) as e:
     cli.fail(_PROG, str(e))
 

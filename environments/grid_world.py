@@ -514,7 +514,7 @@ class GridWorld(types.Environment):
       staying = state.present & ~hit
       occupied = jnp.concatenate([agent_cell[None], jnp.where(staying, object_cell, -1)])
       new_cells = self._distinct_free_cells(cell_words[:n], occupied, respawn)
-      object_cell = jnp.where(respawn, new_cells, object_cell)
+      object_cell = jnp.where(respawn, new_cells, object_cell).astype(jnp.int32)
     t = state.t + 1
     truncated = (t >= self.spec.max_steps) & ~terminated
     next_state = GridState(key=key, agent_cell=agent_cell, object_cell=object_cell, present=present, t=t)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from environments.types import Environment
 from inner_agents import rollout as rollout_lib
 from inner_agents.agent import ActorCriticAgent, AgentState, Targets
-from inner_agents.types import AgentHParams, Trajectory
+from inner_agents.types import AgentHParams, AgentOutput, Trajectory
 from lpg import rules as rules_lib
 
 
@@ -88,16 +88,7 @@ class Trainer:
     Acting uses stop-gradient'ed parameters: when eta's meta-gradient flows through this
     update, it flows through the rule's targets and the agent's gradient step only.
     """
-    key, rollout_key = jax.random.split(state.key)
-    actor, trajectory, outputs, rstats = rollout_lib.rollout(
-      self.env,
-      self.agent,
-      jax.lax.stop_gradient(state.agent.params),
-      state.env_params,
-      state.actor,
-      rollout_key,
-      self.unroll_length,
-    )
+    state, trajectory, outputs, rstats = self.act(state)
     inputs = rules_lib.rule_inputs(outputs, trajectory)
     targets = self.rule.targets(meta_params, inputs, hparams)
     agent, lstats = self.agent.update(state.agent, trajectory, targets, hparams)
@@ -110,8 +101,23 @@ class Trainer:
       kl=lstats.kl,
       value_loss=lstats.value_loss,
     )
-    new_state = TrainState(agent=agent, actor=actor, env_params=state.env_params, key=key)
-    return new_state, metrics, UpdateData(trajectory=trajectory, targets=targets)
+    return state._replace(agent=agent), metrics, UpdateData(trajectory=trajectory, targets=targets)
+
+  def act(self, state: TrainState) -> tuple[TrainState, Trajectory, AgentOutput, rollout_lib.RolloutStats]:
+    """One T-step rollout in the B envs with the current agent (no gradient through
+    acting); returns the state with its envs and key advanced, the trajectory [T, B],
+    the agent's outputs on its T+1 observations, and the rollout's episode stats."""
+    key, rollout_key = jax.random.split(state.key)
+    actor, trajectory, outputs, rstats = rollout_lib.rollout(
+      self.env,
+      self.agent,
+      jax.lax.stop_gradient(state.agent.params),
+      state.env_params,
+      state.actor,
+      rollout_key,
+      self.unroll_length,
+    )
+    return state._replace(actor=actor, key=key), trajectory, outputs, rstats
 
   def run(
     self, state: TrainState, meta_params: Any, hparams: AgentHParams, num_updates: int

@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from inner_agents import rollout as rollout_lib
 from inner_agents.training import TrainState, UpdateMetrics
 from inner_agents.types import Trajectory
 from lpg import meta_objective
@@ -81,16 +80,7 @@ def lifetime_meta_loss(
   )
   # Validation rollout: act with theta_K (no gradient through acting), then differentiate
   # the meta-objective through theta_K's log-probabilities and entropies.
-  key, rollout_key = jax.random.split(train.key)
-  actor, traj_v, _, rstats = rollout_lib.rollout(
-    trainer.env,
-    trainer.agent,
-    jax.lax.stop_gradient(train.agent.params),
-    train.env_params,
-    train.actor,
-    rollout_key,
-    trainer.unroll_length,
-  )
+  train, traj_v, _, rstats = trainer.act(train)
   critic_values = pop.critic.apply(lifetime.critic.params, traj_v.observation).value
   loss, stats = meta_objective.meta_loss(
     trainer.agent,
@@ -105,7 +95,7 @@ def lifetime_meta_loss(
   )
   all_trajs = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), trajs, traj_v)
   aux = LifetimeAux(
-    train=train._replace(actor=actor, key=key),
+    train=train,
     trajectories=all_trajs,
     inner=inner_metrics,
     stats=stats,
@@ -239,7 +229,7 @@ class MetaLearner:
 
   def apply(self, state: MetaLearnerState, grads: Any) -> tuple[MetaLearnerState, chex.Array]:
     """Applies the averaged meta-gradient unless it is non-finite; returns its norm."""
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     finite = jnp.isfinite(norm)
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.eta)
     eta = optax.apply_updates(state.eta, updates)
