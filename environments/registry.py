@@ -171,9 +171,9 @@ for _name, (_spec, _preset) in _CHAINS.items():
   register(_name, "chain", _chain(_name, _spec), _preset)
 
 
-def names() -> list[str]:
-  """All registered environment names, in registration order."""
-  return list(_REGISTRY)
+def names(family: str | None = None) -> list[str]:
+  """Registered environment names (of one family, if given), in registration order."""
+  return [n for n, e in _REGISTRY.items() if family is None or e.family == family]
 
 
 def _is_spec_file(name: str) -> bool:

@@ -149,12 +149,9 @@ class MetaGradient:
   ) -> tuple[Any, tuple[PopulationState, ...], MetaStepMetrics]:
     """One meta-step of every lifetime: (meta-gradient, new states, metrics)."""
     grads, auxes = jax.grad(self.loss, has_aux=True)(eta, states)
-    new_states, per_pop = [], []
-    for pop, state, aux in zip(self.populations, states, auxes):
-      new_states.append(self._advance(pop, state, aux))
-      per_pop.append(new_states[-1][1])
-    new_states = tuple(s for s, _ in new_states)
-    metrics = _combine_metrics(per_pop)
+    advanced = [self._advance(p, s, a) for p, s, a in zip(self.populations, states, auxes)]
+    new_states = tuple(state for state, _ in advanced)
+    metrics = _combine_metrics([sums for _, sums in advanced])
     return grads, new_states, metrics
 
   def _advance(self, pop: Population, state: PopulationState, aux: LifetimeAux):

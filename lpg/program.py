@@ -24,9 +24,7 @@ from inner_agents.training import Trainer
 from lpg import bandit, evaluation, meta_learner, meta_objective, population, rules
 from lpg.network import LPGNetworkConfig
 
-
-class ConfigError(ValueError):
-  """An invalid meta-training config value."""
+ConfigError = evaluation.ConfigError  # One error type for invalid config values.
 
 
 def env_list(text: str) -> list[str]:

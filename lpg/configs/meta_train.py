@@ -7,21 +7,12 @@ python meta_train.py --config.lpg.hidden_size=64   # override any field
 
 import ml_collections
 
-TABULAR_TRAIN = ("tabular_dense", "tabular_long_horizon", "tabular_longer_horizon", "tabular_long_dense")
-ALL_TRAIN = (
-  *TABULAR_TRAIN,
-  "tabular_sparse",
-  "random_dense",
-  "random_long_horizon",
-  "random_small",
-  "random_small_sparse",
-  "random_very_dense",
-  "chain_short",
-  "chain_short_noisy",
-  "chain_long",
-  "chain_long_noisy",
-  "chain_distractor",
-)
+from environments import registry
+
+# The paper's 15 training environments: every registered grid world and chain.
+ALL_TRAIN = tuple(n for f in ("tabular_grid", "random_grid", "chain") for n in registry.names(f))
+# The CPU default trains on the tabular grids and holds tabular_sparse out.
+TABULAR_TRAIN = tuple(n for n in registry.names("tabular_grid") if n != "tabular_sparse")
 
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
