@@ -4,10 +4,16 @@ r"""Meta-test: train fresh agents with a given update rule and compare rules.
       --seeds=3 --env_steps=500000 --out=runs/meta_test
   python meta_test.py --list
 
+  python meta_test.py --env=atari/Breakout,atari/Boxing --rule=PATH,a2c \
+      --env_steps=200000 --seeds=2 --out=runs/atari
+
 Writes OUT/results.csv (learning curves: env, agent, rule, seed, env_steps,
 episode_return), OUT/final.csv (final return per seed), OUT/summary.txt (mean ± std of the
-final return per env x rule, also printed) and OUT/curves.png. Agent settings come from
-`lpg/configs/meta_test.py`; override them with --config.<field>=<value>.
+final return per env x rule, also printed; for Atari also human-normalised scores) and
+OUT/curves.png; for host envs (Atari, Gymnasium) also each trained agent's parameters,
+OUT/agents/<env>__<rule>__seed<k>.npz. Agent settings come from `lpg/configs/meta_test.py`
+and the env's preset (Atari: the paper's Table 4); override them with
+--config.<field>=<value>.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import os
 
 from absl import app, flags, logging
 
-from environments import grid_world, registry
+from environments import atari, grid_world, host, registry
 from lpg import checkpoint, cli, evaluation, reporting, rule_io
 from lpg import rules as rules_lib
 from lpg.configs import meta_test as meta_test_config
@@ -28,7 +34,10 @@ _RULE = flags.DEFINE_list(
   "meta-training checkpoint (.npz) or workdir (its latest checkpoint).",
 )
 _ENV = flags.DEFINE_list(
-  "env", ["tabular_dense"], "Environments (see --list) or grid-world spec files *.json."
+  "env",
+  ["tabular_dense"],
+  "Environments (see --list), grid-world spec files *.json, Atari games atari/<Game> (e.g. "
+  "atari/Breakout) or Gymnasium envs with discrete actions gym/<id> (e.g. gym/CartPole-v1).",
 )
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents (seeds) per env x rule.")
 _ENV_STEPS = flags.DEFINE_integer("env_steps", 1_000_000, "Environment steps per agent.")
@@ -48,6 +57,11 @@ def _list() -> None:
   for name, desc in entries:
     print(f"  {name.ljust(width)}  {desc}")
   print("  <path>.json" + " " * max(1, width - 10) + "a grid world described by a JSON spec")
+  games = atari.atari_game_names()
+  print(
+    f"  {'atari/<Game>'.ljust(width)}  any of the {len(games)} Atari games ale-py bundles: {', '.join(games)}"
+  )
+  print(f"  {'gym/<id>'.ljust(width)}  a Gymnasium env with discrete actions, e.g. gym/CartPole-v1")
   print("rules:")
   for name in rules_lib.names():
     print(f"  {name.ljust(width)}  {(rules_lib.make_rule(name).__doc__ or '').strip().splitlines()[0]}")
@@ -66,7 +80,7 @@ def _resolve(rule_names: list[str], env_names: list[str]) -> tuple[list, list[st
   if os.path.exists(_OUT.value) and not os.path.isdir(_OUT.value):
     raise UsageError(f"--out={_OUT.value} exists and is not a directory")
   for name in env_names:
-    registry.make(name)  # Raises UnknownEnvironmentError / SpecError.
+    registry.validate(name)  # Raises UnknownEnvironmentError / SpecError / UnsupportedEnvironmentError.
   evaluation.validate_config(_CONFIG.value)
   by_name = {n: rule_io.resolve(n) for n in rule_names if n != "lpg_init"}
   # lpg_init takes the network sizes of the learned rule it is a control for, if any.
@@ -97,17 +111,23 @@ def run(argv: list[str]) -> None:
 
   from tqdm import tqdm  # Imported late: --list and errors stay fast.
 
-  steps_per_update = config.num_envs * config.unroll_length
-  chunk, points = evaluation.schedule(_ENV_STEPS.value, steps_per_update, config.num_curve_points)
-  total = chunk * points * steps_per_update * _SEEDS.value * len(env_names) * len(rules)
+  def steps_per_update(env_name: str) -> int:
+    return evaluation.num_envs(env_name, config) * config.unroll_length
+
+  def total_steps(env_name: str) -> int:
+    chunk, points = evaluation.schedule(_ENV_STEPS.value, steps_per_update(env_name), config.num_curve_points)
+    return chunk * points * steps_per_update(env_name) * _SEEDS.value * len(rules)
+
   results = []
-  with tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True) as bar:
-
-    def on_chunk(updates: int, ret: float) -> None:
-      bar.update(updates * steps_per_update * _SEEDS.value)
-      bar.set_postfix(ret=f"{ret:.2f}")
-
+  with tqdm(total=sum(map(total_steps, env_names)), unit="step", unit_scale=True, dynamic_ncols=True) as bar:
     for env_name in env_names:
+      # JAX envs run their seeds together, host envs (Atari) one after another.
+      seeds_per_call = 1 if registry.is_host(env_name) else _SEEDS.value
+
+      def on_chunk(updates: int, ret: float, env_name=env_name, seeds_per_call=seeds_per_call) -> None:
+        bar.update(updates * steps_per_update(env_name) * seeds_per_call)
+        bar.set_postfix(ret=f"{ret:.2f}")
+
       for rule, meta_params in rules:
         bar.set_description(f"{env_name} / {rule.name}")
         results.append(
@@ -115,7 +135,8 @@ def run(argv: list[str]) -> None:
         )
   paths = reporting.write_all(_OUT.value, results)
   print(reporting.summary_table(results))
-  print("wrote " + ", ".join(paths))
+  agents = len(paths) - 4
+  print("wrote " + ", ".join(paths[:4]) + (f" and {agents} agents in {_OUT.value}/agents" if agents else ""))
 
 
 def main(argv: list[str]) -> None:
@@ -130,6 +151,7 @@ def main(argv: list[str]) -> None:
     evaluation.ConfigError,
     rule_io.RuleLoadError,
     checkpoint.CheckpointError,
+    host.UnsupportedEnvironmentError,
     OSError,  # An unwritable --out.
   ) as e:
     cli.fail("meta_test.py", str(e))

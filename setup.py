@@ -25,10 +25,13 @@ INSTALL_REQUIRES = [
   "protobuf==7.36.2",
   "decorator==5.2.1",
   "gast==0.7.0",
+  # Meta-testing on Atari (the ROMs ship inside ale-py) and on Gymnasium envs.
+  "ale-py==0.12.1",
+  "gymnasium==1.4.0",
 ]
 
 EXTRAS_REQUIRE = {
-  # Filled by the Atari issue (ale-py, gymnasium).
+  # Kept for compatibility: ale-py and gymnasium are core requirements.
   "atari": [],
   # Filled by the Ray issue.
   "ray": [],

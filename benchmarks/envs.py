@@ -117,7 +117,7 @@ def a2c_runner(name: str, chunk_updates: int) -> tuple[Callable, Callable, Train
   preset = registry.preset(name)
   rule = rules.make_rule("a2c")
   agent = make_agent(
-    env.observation_spec(), env.num_actions, Y_SIZE, preset.optimizer, preset.conv_channels, preset.mlp_sizes
+    env.observation_spec(), env.num_actions, Y_SIZE, preset.optimizer, **preset.torso_kwargs()
   )
   trainer = Trainer(env, agent, rule, num_envs=A2C_NUM_ENVS, unroll_length=A2C_UNROLL)
   hparams = AgentHParams(

@@ -4,6 +4,12 @@
 hyperparameter grids of the LPG paper's Table 3 for it. A path to a JSON grid-world spec
 (see `environments.grid_world.GridWorldSpec.from_dict`) is accepted wherever a name is,
 so new grid worlds need no code.
+
+Host-side environments, used for meta-testing only, are named by prefix:
+`atari/<Game>` (any ROM ale-py bundles, `environments.atari`) and `gym/<id>` (any
+Gymnasium env with discrete actions, `environments.gym_env`); `make_host(name, B)` builds
+B of them, `host_preset(env)` gives their agent (Table 4's for Atari) and `test_preset(name)`
+the meta-test settings the paper fixes for them.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ class AgentPreset:
   """The paper's agent settings for an environment (Table 3).
 
   Attributes:
-    conv_channels: 3x3 stride-1 conv layers of the torso (kernel sizes are unspecified in
-      the paper; 3x3 'SAME' is our choice).
+    conv_channels: conv layers of the torso (grid worlds: kernel sizes are unspecified in
+      the paper; 3x3 stride-1 'SAME' is our choice).
     mlp_sizes: dense layers after the conv layers (or on a vector observation).
+    conv_kernels, conv_strides, conv_padding: per conv layer; empty means 3x3, stride 1.
     optimizer: 'sgd' (tables) or 'adam'.
     learning_rates: the bandit's grid for the agent learning rate alpha_lr.
     y_costs: the bandit's grid for the KL cost alpha_y.
@@ -40,6 +47,34 @@ class AgentPreset:
   learning_rates: tuple[float, ...] = (20.0, 40.0, 80.0)
   y_costs: tuple[float, ...] = (0.1, 0.5, 1.0)
   lifetime_steps: int = 3_000_000
+  conv_kernels: tuple[int, ...] = ()
+  conv_strides: tuple[int, ...] = ()
+  conv_padding: str = "SAME"
+
+  def torso_kwargs(self) -> dict:
+    """The torso arguments of `inner_agents.agent.make_agent`."""
+    return dict(
+      conv_channels=self.conv_channels,
+      mlp_sizes=self.mlp_sizes,
+      conv_kernels=self.conv_kernels,
+      conv_strides=self.conv_strides,
+      conv_padding=self.conv_padding,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TestPreset:
+  """Meta-test settings the paper fixes for an environment family (None: the rule's).
+
+  The grid worlds and chains follow meta-training (64 envs, T = 20); Atari follows Table 4
+  (30 envs, gamma 0.995, Adam 5e-4, alpha_y 0.5) and the Eq. 7 baseline on pi_hat.
+  """
+
+  num_envs: int = 64
+  discount: float = 0.99
+  learning_rate: float | None = None
+  y_cost: float | None = None
+  pi_hat_baseline: bool = False
 
 
 TABLE = AgentPreset()
@@ -209,6 +244,70 @@ def make(name: str) -> types.Environment:
 def preset(name: str) -> AgentPreset:
   """The paper's agent settings for `name` (Table 3)."""
   return entry(name).preset
+
+
+# Host-side environments (meta-test only).
+ATARI_PREFIX, GYM_PREFIX = "atari/", "gym/"
+# Table 4: C(32)-C(64)-C(64)-D(512); kernels and strides are Nature DQN's (unspecified).
+NATURE_TORSO = dict(conv_channels=(32, 64, 64), conv_kernels=(8, 4, 3), conv_strides=(4, 2, 1))
+ATARI = AgentPreset(
+  mlp_sizes=(512,),
+  optimizer="adam",
+  learning_rates=(1e-3, 5e-4, 3e-4),
+  y_costs=(1.0, 0.5, 0.1),
+  lifetime_steps=0,
+  conv_padding="VALID",
+  **NATURE_TORSO,
+)
+ATARI_TEST = TestPreset(num_envs=30, discount=0.995, learning_rate=5e-4, y_cost=0.5, pi_hat_baseline=True)
+# Gymnasium: vector observations get a D(64)-D(64) MLP, images the Atari torso.
+GYM_VECTOR = AgentPreset(
+  mlp_sizes=(64, 64), optimizer="adam", learning_rates=(1e-3, 2e-3, 5e-3), lifetime_steps=0
+)
+GYM_TEST = TestPreset(num_envs=16)
+
+
+def is_host(name: str) -> bool:
+  """Whether `name` is a host-side (numpy) environment: atari/<Game> or gym/<id>."""
+  return name.startswith((ATARI_PREFIX, GYM_PREFIX))
+
+
+def make_host(name: str, num_envs: int, **options):
+  """B = num_envs host-side environments `name` (an `environments.host.HostEnvironment`).
+
+  options go to the backend (`AtariConfig` fields for Atari, `gymnasium.make` kwargs).
+  """
+  if name.startswith(ATARI_PREFIX):
+    from environments import atari  # Imported late: ale-py is an optional dependency.
+
+    return atari.AtariEnvironment(name[len(ATARI_PREFIX) :], num_envs, atari.AtariConfig(**options))
+  if name.startswith(GYM_PREFIX):
+    from environments import gym_env
+
+    return gym_env.GymEnvironment(name[len(GYM_PREFIX) :], num_envs, **options)
+  raise UnknownEnvironmentError(f"{name!r} is not a host environment (atari/<Game> or gym/<id>)")
+
+
+def host_preset(env) -> AgentPreset:
+  """The agent for a host env: Table 4's for images (Atari), an MLP for vectors."""
+  return ATARI if len(env.observation_spec().shape) == 3 else GYM_VECTOR
+
+
+def test_preset(name: str) -> TestPreset:
+  """Meta-test settings for `name` (see TestPreset)."""
+  if name.startswith(ATARI_PREFIX):
+    return ATARI_TEST
+  if name.startswith(GYM_PREFIX):
+    return GYM_TEST
+  return TestPreset()
+
+
+def validate(name: str) -> None:
+  """Raises UnknownEnvironmentError (or the backend's one-line error) for a bad name."""
+  if is_host(name):
+    make_host(name, 1).close()
+  else:
+    make(name)
 
 
 def describe_all() -> list[tuple[str, str]]:

@@ -170,9 +170,14 @@ def make_agent(
   optimizer: str,
   conv_channels: tuple[int, ...] = (),
   mlp_sizes: tuple[int, ...] = (),
+  conv_kernels: tuple[int, ...] = (),
+  conv_strides: tuple[int, ...] = (),
+  conv_padding: str = "SAME",
 ) -> ActorCriticAgent:
-  """An agent whose torso fits `obs_spec` (table, MLP or conv + MLP)."""
-  net = networks.make_network(obs_spec, num_actions, y_size, conv_channels, mlp_sizes)
+  """An agent whose torso fits `obs_spec` (table, MLP or conv + MLP); see `networks`."""
+  net = networks.make_network(
+    obs_spec, num_actions, y_size, conv_channels, mlp_sizes, conv_kernels, conv_strides, conv_padding
+  )
   if networks.is_tabular(obs_spec):
     desc = "actor_critic(table)"
   else:

@@ -3,7 +3,9 @@
 * Integer observations (a state index) get a table (the paper's tabular agents): separate
   per-state entries for the policy logits, the y logits and the value.
 * Vector observations get an MLP torso, image-like [H, W, C] observations a conv torso
-  (3x3, stride 1, 'SAME', ReLU) followed by an MLP, sizes from the paper's Table 3. The
+  followed by an MLP, sizes from the paper's Table 3 (grid worlds: 3x3, stride 1, 'SAME',
+  ReLU) or Table 4 (Atari: C32-C64-C64-D512 with the Nature-DQN kernels 8/4/3 and strides
+  4/2/1, 'VALID'; the paper gives no kernels). uint8 images are scaled to [0, 1]. The
   three heads share the torso (the paper does not say; sharing is the common A2C choice).
 
 Initialisation (p(theta_0) is unspecified in the paper): the policy head starts at zero,
@@ -13,6 +15,8 @@ of different states differ from the start; dense layers use haiku's defaults.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import chex
 import haiku as hk
@@ -52,6 +56,25 @@ class TableNet(hk.Module):
     return AgentOutput(logits=pi[obs], y_logits=y[obs], value=v[obs])
 
 
+class ConvLayer(NamedTuple):
+  """One conv layer of a torso: `channels` filters of kernel x kernel, moving by `stride`."""
+
+  channels: int
+  kernel: int = 3
+  stride: int = 1
+
+
+def conv_layers(
+  channels: tuple[int, ...], kernels: tuple[int, ...] = (), strides: tuple[int, ...] = ()
+) -> tuple[ConvLayer, ...]:
+  """Layers from per-layer tuples; empty kernels / strides mean 3x3, stride 1."""
+  kernels = kernels or (3,) * len(channels)
+  strides = strides or (1,) * len(channels)
+  if not len(channels) == len(kernels) == len(strides):
+    raise ValueError(f"conv channels {channels}, kernels {kernels}, strides {strides} differ in length")
+  return tuple(ConvLayer(c, k, s) for c, k, s in zip(channels, kernels, strides))
+
+
 class TorsoNet(hk.Module):
   """Conv/MLP torso with linear heads: obs [..., *obs_shape] -> AgentOutput [...]."""
 
@@ -60,22 +83,28 @@ class TorsoNet(hk.Module):
     obs_rank: int,
     num_actions: int,
     y_size: int,
-    conv_channels: tuple[int, ...],
+    convs: tuple[ConvLayer, ...],
     mlp_sizes: tuple[int, ...],
+    padding: str = "SAME",
   ):
     super().__init__(name="torso_net")
     self._obs_rank = obs_rank
     self._num_actions = num_actions
     self._y_size = y_size
-    self._conv_channels = conv_channels
+    self._convs = convs
     self._mlp_sizes = mlp_sizes
+    self._padding = padding
 
   def __call__(self, obs: chex.Array) -> AgentOutput:
     batch_shape = obs.shape[: obs.ndim - self._obs_rank]
-    x = obs.reshape((-1, *obs.shape[len(batch_shape) :])).astype(jnp.float32)
+    x = obs.reshape((-1, *obs.shape[len(batch_shape) :]))
+    x = x.astype(jnp.float32) / 255.0 if x.dtype == jnp.uint8 else x.astype(jnp.float32)
     if self._obs_rank == 3:
-      for c in self._conv_channels:
-        x = jax.nn.relu(hk.Conv2D(c, kernel_shape=3, stride=1, padding="SAME")(x))
+      for layer in self._convs:
+        conv = hk.Conv2D(
+          layer.channels, kernel_shape=layer.kernel, stride=layer.stride, padding=self._padding
+        )
+        x = jax.nn.relu(conv(x))
     x = x.reshape(x.shape[0], -1)
     for size in self._mlp_sizes:
       x = jax.nn.relu(hk.Linear(size)(x))
@@ -92,6 +121,9 @@ def make_network(
   y_size: int,
   conv_channels: tuple[int, ...] = (),
   mlp_sizes: tuple[int, ...] = (),
+  conv_kernels: tuple[int, ...] = (),
+  conv_strides: tuple[int, ...] = (),
+  conv_padding: str = "SAME",
 ) -> hk.Transformed:
   """The agent network for `obs_spec`; apply(params, obs [..., *obs_shape]) -> AgentOutput."""
   if is_tabular(obs_spec):
@@ -106,8 +138,9 @@ def make_network(
       raise ValueError(f"no torso for observations of shape {obs_spec.shape}: need [D] or [H, W, C]")
     if rank == 1 and conv_channels:
       raise ValueError("conv layers need image observations [H, W, C]")
+    convs = conv_layers(tuple(conv_channels), tuple(conv_kernels), tuple(conv_strides))
 
     def forward(obs):
-      return TorsoNet(rank, num_actions, y_size, tuple(conv_channels), tuple(mlp_sizes))(obs)
+      return TorsoNet(rank, num_actions, y_size, convs, tuple(mlp_sizes), conv_padding)(obs)
 
   return hk.without_apply_rng(hk.transform(forward))

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from environments.types import Environment
 from inner_agents import rollout as rollout_lib
-from inner_agents.agent import ActorCriticAgent, AgentState, Targets
+from inner_agents.agent import ActorCriticAgent, AgentState, LossStats, Targets
 from inner_agents.types import AgentHParams, AgentOutput, Trajectory
 from lpg import rules as rules_lib
 
@@ -46,6 +46,24 @@ class UpdateData(NamedTuple):
 
   trajectory: Trajectory
   targets: Targets
+
+
+def learn(
+  agent: ActorCriticAgent,
+  rule: rules_lib.UpdateRule,
+  agent_state: AgentState,
+  meta_params: Any,
+  hparams: AgentHParams,
+  trajectory: Trajectory,
+  outputs: AgentOutput,
+) -> tuple[AgentState, LossStats, Targets]:
+  """One agent update from a trajectory [T, B] and the agent's outputs on its T+1
+  observations: rule targets, then a gradient step. Returns the new state, the loss
+  stats and the targets."""
+  inputs = rules_lib.rule_inputs(outputs, trajectory)
+  targets = rule.targets(meta_params, inputs, hparams)
+  agent_state, stats = agent.update(agent_state, trajectory, targets, hparams)
+  return agent_state, stats, targets
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -89,9 +107,9 @@ class Trainer:
     update, it flows through the rule's targets and the agent's gradient step only.
     """
     state, trajectory, outputs, rstats = self.act(state)
-    inputs = rules_lib.rule_inputs(outputs, trajectory)
-    targets = self.rule.targets(meta_params, inputs, hparams)
-    agent, lstats = self.agent.update(state.agent, trajectory, targets, hparams)
+    agent, lstats, targets = learn(
+      self.agent, self.rule, state.agent, meta_params, hparams, trajectory, outputs
+    )
     metrics = UpdateMetrics(
       return_sum=rstats.return_sum,
       episode_count=rstats.episode_count,

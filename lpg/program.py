@@ -83,8 +83,7 @@ def _population(
       env.num_actions,
       config.lpg.y_size,
       preset.optimizer,
-      preset.conv_channels,
-      preset.mlp_sizes,
+      **preset.torso_kwargs(),
     )
 
   critic_lr = (

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
+from lpg import checkpoint
 from lpg.evaluation import EvalResult
 
 CURVE_COLUMNS = ("env", "agent", "rule", "seed", "env_steps", "episode_return")
@@ -46,7 +48,13 @@ def mean_std(values: np.ndarray) -> tuple[float, float]:
 
 
 def summary_table(results: Sequence[EvalResult]) -> str:
-  """A text table: rows are envs, columns rules, cells 'mean ± std' of the final return."""
+  """A text table: rows are envs, columns rules, cells 'mean ± std' of the final return;
+  for Atari games also the human-normalised table."""
+  normalized = normalized_table(results)
+  return _table(results, "{:.2f}") + ("\n\n" + normalized if normalized else "")
+
+
+def _table(results: Sequence[EvalResult], fmt: str) -> str:
   envs = list(dict.fromkeys(r.env for r in results))
   rules = list(dict.fromkeys(r.rule for r in results))
   by_key = {(r.env, r.rule): r for r in results}
@@ -60,7 +68,7 @@ def summary_table(results: Sequence[EvalResult]) -> str:
         row.append("-")
         continue
       m, s = mean_std(r.final_return)
-      row.append(f"{m:.2f} ± {s:.2f}")
+      row.append(f"{fmt.format(m)} ± {fmt.format(s)}")
     rows.append(row)
   widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
   lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)) for line in [header, *rows]]
@@ -69,6 +77,21 @@ def summary_table(results: Sequence[EvalResult]) -> str:
   steps = {int(r.env_steps[-1]) for r in results}
   note = f"final return, mean ± std over {'/'.join(map(str, sorted(n)))} seeds after {'/'.join(map(str, sorted(steps)))} env steps"
   return "\n".join([note, *lines])
+
+
+def normalized_table(results: Sequence[EvalResult]) -> str:
+  """Human-normalised final scores of the Atari results (empty if none): rows games,
+  columns rules, cells 'mean ± std' over seeds of 100 (score - random) / (human - random)."""
+  from environments import atari_scores
+
+  games = [r for r in results if r.env.startswith("atari/") and atari_scores.has_reference(r.env[6:])]
+  if not games:
+    return ""
+  normalized = [
+    dataclasses.replace(r, final_return=np.asarray(atari_scores.human_normalized(r.env[6:], r.final_return)))
+    for r in games
+  ]
+  return "human-normalised " + _table(normalized, "{:.1f}%")
 
 
 def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
@@ -102,8 +125,23 @@ def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
   plt.close(fig)
 
 
+def write_agents(out_dir: str, results: Sequence[EvalResult]) -> list[str]:
+  """Saves each trained agent's parameters (where kept: host envs) as
+  OUT/agents/<env>__<rule>__seed<k>.npz, with env, rule, agent and seed as metadata."""
+  paths = []
+  for r in results:
+    for seed, params in zip(r.seeds, r.params or ()):
+      name = f"{r.env}__{r.rule}__seed{seed}".replace("/", "-")
+      path = os.path.join(out_dir, "agents", name + ".npz")
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      checkpoint.save(path, params, {"env": r.env, "rule": r.rule, "agent": r.agent, "seed": seed})
+      paths.append(path)
+  return paths
+
+
 def write_all(out_dir: str, results: Sequence[EvalResult]) -> list[str]:
-  """Writes results.csv, final.csv, summary.txt and curves.png; returns their paths."""
+  """Writes results.csv, final.csv, summary.txt, curves.png and the agents kept;
+  returns the paths."""
   os.makedirs(out_dir, exist_ok=True)
   paths = [os.path.join(out_dir, n) for n in ("results.csv", "final.csv", "summary.txt", "curves.png")]
   write_results_csv(paths[0], results)
@@ -111,4 +149,4 @@ def write_all(out_dir: str, results: Sequence[EvalResult]) -> list[str]:
   with open(paths[2], "w") as f:
     f.write(summary_table(results) + "\n")
   plot_curves(paths[3], results)
-  return paths
+  return paths + write_agents(out_dir, results)

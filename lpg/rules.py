@@ -153,6 +153,30 @@ class LPGRule(UpdateRule):
     return Targets(pi_hat=out.pi_hat, y_hat=out.y_hat)
 
 
+class PiHatBaseline(UpdateRule):
+  """A rule with the LPG paper's meta-test baseline on pi_hat (Eq. 7).
+
+  The agent's scalar head f(s) (its `value` output) regresses onto pi_hat and is
+  subtracted from it in the policy term:
+    pi_hat'_t = pi_hat_t - f(s_t),   f's target = pi_hat_t   (weight 1: value_cost 1).
+  f(s_t) comes from the rule inputs, so it is a constant of the policy term, as in Eq. 7.
+  The paper uses this on Atari and says it helps slightly.
+  """
+
+  def __init__(self, rule: UpdateRule):
+    self.rule = rule
+    self.name = rule.name
+    self.hparam_defaults = {**rule.hparam_defaults, "value_cost": 1.0}
+    self.learning_rates = rule.learning_rates
+
+  def init_meta_params(self, key: chex.PRNGKey) -> Any:
+    return self.rule.init_meta_params(key)
+
+  def targets(self, meta_params: Any, inputs: RuleInputs, hparams: AgentHParams) -> Targets:
+    t = self.rule.targets(meta_params, inputs, hparams)
+    return t._replace(pi_hat=t.pi_hat - inputs.value[:-1], value_target=t.pi_hat)
+
+
 _HAND_DESIGNED = {"a2c": A2CRule, "random": RandomRule}
 
 

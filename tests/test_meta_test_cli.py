@@ -23,7 +23,15 @@ def _run(*args, cwd=None):
 def test_list_names_every_environment_and_rule():
   proc = _run("--list")
   assert proc.returncode == 0, proc.stderr
-  for name in ["tabular_dense", "random_small_sparse", "chain_distractor", "a2c", "random"]:
+  for name in [
+    "tabular_dense",
+    "random_small_sparse",
+    "chain_distractor",
+    "a2c",
+    "random",
+    "Breakout",
+    "gym/<id>",
+  ]:
     assert name in proc.stdout
 
 
@@ -36,6 +44,10 @@ def test_list_names_every_environment_and_rule():
     (["--config.nope=1"], "unknown config field(s) nope"),
     (["--config.num_envs=x"], "flag --config.num_envs=x"),
     (["--env=missing_spec.json"], "cannot read grid-world spec"),
+    (["--env=atari/Breakot"], "unknown Atari game 'Breakot'; did you mean Breakout?"),
+    (["--env=gym/Pendulum-v1"], "gym/Pendulum-v1 has continuous actions"),
+    (["--env=gym/NoSuchEnv-v0"], "NoSuchEnv"),
+    (["--config.pi_hat_baseline=3"], "config.pi_hat_baseline must be -1"),
   ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, expected):
@@ -91,3 +103,29 @@ def test_tiny_run_writes_results(tmp_path):
   summary = (out / "summary.txt").read_text()
   assert "my_grid" in summary and "±" in summary and summary in proc.stdout
   assert os.path.getsize(out / "curves.png") > 10_000
+
+
+def test_tiny_atari_run_writes_scores_and_agents(tmp_path):
+  """Breakout through ale-py with the Table 4 agent: full-game scores, the human-normalised
+  table and the trained agents' parameters, which load back."""
+  from lpg import checkpoint
+
+  out = tmp_path / "out"
+  proc = _run(
+    "--env=atari/Breakout",
+    "--rule=a2c,lpg_init",
+    "--seeds=1",
+    "--env_steps=400",
+    "--config.num_envs=2",
+    "--config.unroll_length=10",
+    "--config.num_curve_points=2",
+    f"--out={out}",
+  )
+  assert proc.returncode == 0, proc.stderr
+  summary = (out / "summary.txt").read_text()
+  assert "atari/Breakout" in summary and "human-normalised final return" in summary
+  agents = sorted(os.listdir(out / "agents"))
+  assert agents == ["atari-Breakout__a2c__seed0.npz", "atari-Breakout__lpg_init__seed0.npz"]
+  params, meta = checkpoint.load(out / "agents" / agents[0])
+  assert meta["env"] == "atari/Breakout" and meta["rule"] == "a2c"
+  assert params["torso_net/conv2_d"]["w"].shape == (8, 8, 4, 32)

@@ -1,0 +1,123 @@
+"""Atari throughput: raw ale-py vector env vs the full meta-test training loop.
+
+  python benchmarks/atari.py [--game breakout] [--num-envs 30] [--seconds 20]
+                             [--out benchmarks/results/atari.json]
+
+raw: `ale_py.AtariVectorEnv` with the same settings as `environments.atari.AtariConfig`
+(84x84 grayscale, frame skip 4 with max-pooling, 4-frame stack, sticky actions 0.25,
+life-loss info), stepped with uniformly random actions (batched `step`, no agent).
+train: `inner_agents.host_training.HostTrainer` on `atari/<game>` with the Table 4 agent
+(C32-C64-C64-D512, Adam) and the `a2c` rule, T = 20: acting, env stepping and learning,
+with and without overlapping the env step and the update. Env steps/s (agent steps, each
+4 frames) are timed over about `--seconds` after a warm-up that compiles everything.
+The target: the training loop keeps >= 70% of the raw env throughput.
+Results go to `--out` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.envs import machine_info
+from environments import atari, registry
+from inner_agents.agent import make_agent
+from inner_agents.host_training import HostTrainer
+from inner_agents.types import AgentHParams
+from lpg import rules
+
+TARGET_FRACTION = 0.7
+UNROLL = 20
+
+
+def bench_raw(game: str, num_envs: int, seconds: float) -> dict:
+  """Random-action steps/s of the `ale_py.AtariVectorEnv` behind `AtariEnvironment`."""
+  env = atari.AtariEnvironment(game, num_envs)
+  vec = env.backend
+  vec.reset(seed=0)
+  rng = np.random.default_rng(0)
+  for _ in range(20):  # Warm-up.
+    vec.step(rng.integers(env.num_actions, size=num_envs))
+  steps, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    vec.step(rng.integers(env.num_actions, size=num_envs))
+    steps += num_envs
+  elapsed = time.perf_counter() - start
+  env.close()
+  return {"steps_per_s": steps / elapsed, "env_steps": steps, "seconds": elapsed}
+
+
+def bench_train(game: str, num_envs: int, seconds: float, overlap: bool) -> dict:
+  """Env steps/s of A2C training through `HostTrainer` (compile excluded)."""
+  env = registry.make_host(f"atari/{game}", num_envs)
+  preset = registry.host_preset(env)
+  agent = make_agent(env.observation_spec(), env.num_actions, 30, preset.optimizer, **preset.torso_kwargs())
+  trainer = HostTrainer(env, agent, rules.make_rule("a2c"), UNROLL, overlap=overlap)
+  hp = AgentHParams(learning_rate=5e-4, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.995)
+  start = time.perf_counter()
+  trainer.train(0, {}, hp, num_updates=2, num_points=1)  # Compiles act and learn.
+  compile_s = time.perf_counter() - start
+  # Time one short run to size the timed one to about `seconds`.
+  probe = trainer.train(1, {}, hp, num_updates=3, num_points=1)
+  updates = max(3, int(seconds * probe.steps_per_s / trainer.steps_per_update))
+  run = trainer.train(2, {}, hp, num_updates=updates, num_points=1)
+  env.close()
+  return {"overlap": overlap, "steps_per_s": run.steps_per_s, "updates": updates, "warmup_s": compile_s}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--game", default="Breakout")
+  parser.add_argument("--num-envs", type=int, default=30, help="Table 4: 30")
+  parser.add_argument("--seconds", type=float, default=20.0, help="length of each timed run")
+  parser.add_argument("--out", default="benchmarks/results/atari.json", help="JSON output ('' for none)")
+  args = parser.parse_args()
+  info = machine_info()
+  print(f"jax {info['jax_version']} on {info['device_kind']} ({info['cpu_count']} CPUs), {info['date']}")
+  raw = bench_raw(args.game, args.num_envs, args.seconds)
+  print(
+    f"raw AtariVectorEnv ({args.game}, {args.num_envs} envs): {raw['steps_per_s']:.0f} env-steps/s",
+    flush=True,
+  )
+  train = [bench_train(args.game, args.num_envs, args.seconds, overlap) for overlap in (True, False)]
+  for t in train:
+    t["fraction_of_raw"] = t["steps_per_s"] / raw["steps_per_s"]
+    print(
+      f"A2C training, overlap={t['overlap']}: {t['steps_per_s']:.0f} env-steps/s "
+      f"({100 * t['fraction_of_raw']:.0f}% of raw; warm-up {t['warmup_s']:.1f} s)",
+      flush=True,
+    )
+  best = max(t["fraction_of_raw"] for t in train)
+  print(f"target {100 * TARGET_FRACTION:.0f}% of raw: {'met' if best >= TARGET_FRACTION else 'NOT met'}")
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      json.dump(
+        {
+          "machine": info,
+          "settings": {
+            "game": args.game,
+            "num_envs": args.num_envs,
+            "unroll_length": UNROLL,
+            "seconds": args.seconds,
+          },
+          "raw": raw,
+          "train": train,
+          "target_fraction_of_raw": TARGET_FRACTION,
+          "target_met": best >= TARGET_FRACTION,
+        },
+        f,
+        indent=2,
+      )
+    print(f"Wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
