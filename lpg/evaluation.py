@@ -189,26 +189,26 @@ def evaluate_host(
   env_steps: int,
   on_chunk: Callable[[int, float], None] | None = None,
 ) -> EvalResult:
-  """`evaluate` for a host env (Atari, Gymnasium): seeds run one after another, each in
-  its own B envs (seeded by the seed); returns are full-episode (full-game) scores."""
+  """`evaluate` for a host env (Atari, Gymnasium): seeds run one after another in one set
+  of B envs (reset with each seed) and one trainer, so acting and learning compile once;
+  returns are full-episode (full-game) scores."""
   rule = test_rule(env_name, rule, config)
-  b = num_envs(env_name, config)
   curves, finals, params = [], [], []
   start = time.time()
   seed_ids = tuple(config.seed_offset + i for i in range(seeds))
-  for seed in seed_ids:
-    with registry.make_host(env_name, b) as env:
-      preset = registry.host_preset(env)
-      agent = make_agent(
-        env.observation_spec(), env.num_actions, config.y_size, preset.optimizer, **preset.torso_kwargs()
-      )
-      trainer = HostTrainer(env, agent, rule, config.unroll_length)
-      chunk, num_points = schedule(env_steps, trainer.steps_per_update, config.num_curve_points)
-      hparams = hparams_for(rule, agent.optimizer, config, env_name)
+  with registry.make_host(env_name, num_envs(env_name, config)) as env:
+    preset = registry.host_preset(env)
+    agent = make_agent(
+      env.observation_spec(), env.num_actions, config.y_size, preset.optimizer, **preset.torso_kwargs()
+    )
+    trainer = HostTrainer(env, agent, rule, config.unroll_length)
+    chunk, num_points = schedule(env_steps, trainer.steps_per_update, config.num_curve_points)
+    hparams = hparams_for(rule, agent.optimizer, config, env_name)
+    for seed in seed_ids:
       run = trainer.train(seed, meta_params, hparams, chunk * num_points, num_points, on_chunk)
-    curves.append(run.curve)
-    finals.append(run.final_return)
-    params.append(jax.device_get(run.agent.params))
+      curves.append(run.curve)
+      finals.append(run.final_return)
+      params.append(jax.device_get(run.agent.params))
   return EvalResult(
     env=env_name,
     rule=rule.name,
