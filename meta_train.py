@@ -3,6 +3,8 @@ r"""Meta-train the LPG update rule (Oh et al. 2020).
   python meta_train.py                                   # the CPU default, minutes
   python meta_train.py --config=paper                    # the paper's sizes (GPU/TPU)
   python meta_train.py --config.lpg.hidden_size=64 --workdir=runs/h64
+  python meta_train.py --launcher=ray --config.num_workers=4     # a local Ray cluster
+  python meta_train.py --launcher=ray --ray_address=auto         # a running cluster (`ray start`)
 
 Writes to --workdir: metrics.jsonl and TensorBoard events (tb/), meta_train.png,
 checkpoints/ (eta, optimiser, every lifetime, RNG; atomic, pickle-free), config.json and,
@@ -19,6 +21,7 @@ from absl import app, flags, logging
 from environments import registry
 from lpg import checkpoint, cli, program
 from lpg.launch import local
+from lpg.launch import ray as ray_launch
 
 _PROG = "meta_train.py"
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpg", "configs", "meta_train.py")
@@ -27,7 +30,15 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/meta_train", "Where metrics, che
 _RESUME = flags.DEFINE_bool(
   "resume", True, "Resume from the workdir's latest checkpoint (--noresume refuses a used workdir)."
 )
-_LAUNCHER = flags.DEFINE_enum("launcher", "local", ["local"], "Where the program's nodes run.")
+_LAUNCHER = flags.DEFINE_enum(
+  "launcher", "local", ["local", "ray"], "Where the program's nodes run: this process, or Ray actors."
+)
+_RAY_ADDRESS = flags.DEFINE_string(
+  "ray_address",
+  None,
+  "With --launcher=ray: a running cluster to join (auto, HOST:PORT or ray://HOST:PORT); "
+  "unset starts a local one.",
+)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 
 
@@ -44,7 +55,12 @@ def run(argv: list[str]) -> None:
   ckpt_dir = local.checkpoint_dir(_WORKDIR.value)
   if not _RESUME.value and checkpoint.latest(ckpt_dir) is not None:
     raise program.ConfigError(f"--workdir={_WORKDIR.value} holds checkpoints and --noresume was given")
-  local.run(prog, _WORKDIR.value, progress=_PROGRESS.value)
+  if _LAUNCHER.value == "ray":
+    ray_launch.run(prog, _WORKDIR.value, progress=_PROGRESS.value, address=_RAY_ADDRESS.value)
+  else:
+    if _RAY_ADDRESS.value is not None:
+      raise program.ConfigError("--ray_address needs --launcher=ray")
+    local.run(prog, _WORKDIR.value, progress=_PROGRESS.value)
   print(f"done: {_WORKDIR.value}")
 
 
@@ -57,6 +73,7 @@ def main(argv: list[str]) -> None:
     registry.UnknownEnvironmentError,
     checkpoint.CheckpointError,
     local.ResumeError,
+    ray_launch.RayLaunchError,  # cluster, actor or timeout failures
     OSError,  # An unwritable or invalid --workdir.
   ) as e:
     cli.fail(_PROG, str(e))

@@ -33,11 +33,12 @@ INSTALL_REQUIRES = [
 EXTRAS_REQUIRE = {
   # Kept for compatibility: ale-py and gymnasium are core requirements.
   "atari": [],
-  # Filled by the Ray issue.
-  "ray": [],
+  # meta_train.py --launcher=ray (the tests start a local Ray cluster, so dev has it too).
+  "ray": ["ray==2.60.0"],
   "dev": [
     "pytest==9.0.3",
     "ruff==0.17.6",
+    "ray==2.60.0",
   ],
 }
 

@@ -23,6 +23,7 @@ import jax
 
 from lpg import program as program_lib
 from lpg.configs import meta_train as meta_train_config
+from lpg.launch import local
 
 
 def rss_mb() -> float:
@@ -44,11 +45,12 @@ def measure(hidden_size: int, steps: int, lifetimes: int, env: str) -> dict:
   prog = program_lib.build(config)
   state = prog.init(jax.random.PRNGKey(0))
 
+  fused = local.fused_meta_step(prog)
+
   @jax.jit
   def meta_step(state):
-    grads, pops, _ = prog.worker.step(state["learner"].eta, state["populations"])
-    learner, norm = prog.learner.apply(state["learner"], grads)
-    return {"learner": learner, "populations": pops}, norm
+    state, _, norm = fused(state)
+    return state, norm
 
   t = time.perf_counter()
   compiled = meta_step.lower(state).compile()

@@ -5,8 +5,14 @@ lifetime layout), its agent and optimiser state, its meta-objective critic, and 
 hyperparameters. Per lifetime (paper, Section 4 / Table 2): gamma from {0.997, 0.995,
 0.99}, beta0 from {0.01, 0.02}, and (alpha_lr, alpha_y) from the environment's bandit over
 the Table 3 grid. A lifetime ends when its step budget is spent or its policy's entropy
-collapses; it then restarts with a fresh agent, a fresh layout and fresh hyperparameters,
-and its final return updates the bandit.
+collapses; its final return updates the environment's bandit, and it restarts with a fresh
+agent, a fresh layout and fresh hyperparameters drawn from the updated bandit.
+
+Everything random about a lifetime comes from its own PRNG key, so any slice of a
+population's lifetimes can be initialised, stepped and restarted on its own (a shard on a
+remote worker) and gives bit-for-bit the lifetimes the whole population would. The bandit
+is the one thing lifetimes share: `end` returns a `BanditReport` for whoever owns the
+bandit, and `restart` (at the start of the next meta-step) draws from the updated bandit.
 
 Choice where the paper is silent: the first lifetimes get budgets drawn uniformly in
 (0, lifetime_steps], so that later lifetimes are staggered and each meta-step sees agents
@@ -49,6 +55,8 @@ class Lifetime(NamedTuple):
   train: the agent, its envs and PRNG key.  critic: the meta-objective's value function.
   arm: int32, the bandit arm that chose (alpha_lr, alpha_y).  hparams: AgentHParams.
   policy_entropy_cost: beta0.  steps: env steps taken.  budget: env steps it may take.
+  ended: bool, it ended in the last meta-step and restarts at the start of the next.
+  key: the PRNG key its successor is drawn from.
   """
 
   train: TrainState
@@ -58,12 +66,25 @@ class Lifetime(NamedTuple):
   policy_entropy_cost: chex.Array
   steps: chex.Array
   budget: chex.Array
-
-
-class PopulationState(NamedTuple):
-  lifetimes: Lifetime
-  bandit: bandit_lib.BanditState
+  ended: chex.Array
   key: chex.PRNGKey
+
+
+class BanditReport(NamedTuple):
+  """What the bandit learns from lifetimes [l] at the end of a meta-step.
+
+  arm: int32 [l].  final_return: float32 [l] (0 where not valid).  valid: bool [l], the
+  lifetime ended and had a finished episode to report.
+  """
+
+  arm: chex.Array
+  final_return: chex.Array
+  valid: chex.Array
+
+
+def update_bandit(bandit: bandit_lib.BanditState, report: BanditReport) -> bandit_lib.BanditState:
+  """Feeds the reported final returns to an environment's bandit, in lifetime order."""
+  return bandit_lib.update_many(bandit, report.arm, report.final_return, report.valid)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -87,7 +108,7 @@ class Population:
   config: PopulationConfig
 
   def _new_lifetime(self, key: chex.PRNGKey, arm: chex.Array, budget: chex.Array) -> Lifetime:
-    train_key, critic_key, gamma_key, beta_key = jax.random.split(key, 4)
+    train_key, critic_key, gamma_key, beta_key, next_key = jax.random.split(key, 5)
     train = self.trainer.init(train_key)
     critic = self.critic.init(critic_key, train.actor.observation)
     arms = jnp.asarray(self.arms, jnp.float32)
@@ -108,49 +129,57 @@ class Population:
       policy_entropy_cost=beta0,
       steps=jnp.zeros((), jnp.int32),
       budget=jnp.asarray(budget, jnp.int32),
+      ended=jnp.zeros((), bool),
+      key=next_key,
     )
 
-  def _sample_arms(self, bandit: bandit_lib.BanditState, key: chex.PRNGKey) -> chex.Array:
-    """[L] arms: from the bandit, or uniformly when the bandit is off."""
-    keys = jax.random.split(key, self.num_lifetimes)
-    if not self.config.use_bandit:
-      return jax.vmap(lambda k: jax.random.randint(k, (), 0, len(self.arms)))(keys)
-    sample = lambda k: bandit_lib.sample(bandit, k, self.config.bandit_tau, self.config.bandit_rho)  # noqa: E731
-    return jax.vmap(sample)(keys)
+  def init_bandit(self) -> bandit_lib.BanditState:
+    return bandit_lib.init(len(self.arms), self.config.bandit_window)
 
-  def init(self, key: chex.PRNGKey) -> PopulationState:
-    arm_key, budget_key, life_key, key = jax.random.split(key, 4)
-    bandit = bandit_lib.init(len(self.arms), self.config.bandit_window)
-    arms = jax.vmap(lambda k: jax.random.randint(k, (), 0, len(self.arms)))(
-      jax.random.split(arm_key, self.num_lifetimes)
-    )
-    full = self.config.lifetime_steps
-    budgets = jnp.ceil(jax.random.uniform(budget_key, (self.num_lifetimes,), minval=1e-6) * full)
-    keys = jax.random.split(life_key, self.num_lifetimes)
-    lifetimes = jax.vmap(self._new_lifetime)(keys, arms, budgets.astype(jnp.int32))
-    return PopulationState(lifetimes=lifetimes, bandit=bandit, key=key)
+  def init(self, key: chex.PRNGKey, start: int = 0, stop: int | None = None) -> Lifetime:
+    """Lifetimes [start, stop) of the population (default all L), each with [..] leaves.
 
-  def end_and_restart(
-    self, state: PopulationState, policy_entropy: chex.Array
-  ) -> tuple[PopulationState, chex.Array, chex.Array]:
-    """Ends lifetimes over budget or with collapsed entropy [L]; restarts them fresh.
-
-    Returns the new state, ended bool [L] and the final returns [L] of those lifetimes.
+    Lifetime l's draws depend only on `key` and l, so slices of the population can be
+    initialised separately and concatenate to the whole.
     """
-    lifetimes = state.lifetimes
-    ended = (lifetimes.steps >= lifetimes.budget) | (policy_entropy < self.config.entropy_collapse)
-    finals = jax.vmap(final_return)(lifetimes.train)  # [L]
-    # A lifetime whose episodes never finished has no return to report: the bandit skips it.
-    report = ended & jnp.isfinite(finals)
-    bandit = bandit_lib.update_many(state.bandit, lifetimes.arm, jnp.nan_to_num(finals), report)
-    arm_key, life_key, key = jax.random.split(state.key, 3)
-    arms = self._sample_arms(bandit, arm_key)
-    budgets = jnp.full((self.num_lifetimes,), self.config.lifetime_steps, jnp.int32)
-    fresh = jax.vmap(self._new_lifetime)(jax.random.split(life_key, self.num_lifetimes), arms, budgets)
+    stop = self.num_lifetimes if stop is None else stop
+    keys = jax.random.split(key, self.num_lifetimes)[start:stop]
+
+    def first(k):
+      arm_key, budget_key, life_key = jax.random.split(k, 3)
+      arm = jax.random.randint(arm_key, (), 0, len(self.arms))
+      budget = jnp.ceil(jax.random.uniform(budget_key, minval=1e-6) * self.config.lifetime_steps)
+      return self._new_lifetime(life_key, arm, budget.astype(jnp.int32))
+
+    return jax.vmap(first)(keys)
+
+  def restart(self, lifetimes: Lifetime, bandit: bandit_lib.BanditState) -> Lifetime:
+    """Replaces the ended lifetimes [l] by fresh ones, arms drawn from `bandit`."""
+
+    def successor(lifetime):
+      arm_key, life_key = jax.random.split(lifetime.key)
+      if self.config.use_bandit:
+        arm = bandit_lib.sample(bandit, arm_key, self.config.bandit_tau, self.config.bandit_rho)
+      else:
+        arm = jax.random.randint(arm_key, (), 0, len(self.arms))
+      return self._new_lifetime(life_key, arm, jnp.asarray(self.config.lifetime_steps, jnp.int32))
+
+    fresh = jax.vmap(successor)(lifetimes)
+    ended = lifetimes.ended
 
     def select(new, old):
-      mask = ended.reshape(ended.shape + (1,) * (old.ndim - 1))
-      return jnp.where(mask, new, old)
+      return jnp.where(ended.reshape(ended.shape + (1,) * (old.ndim - 1)), new, old)
 
-    lifetimes = jax.tree.map(select, fresh, lifetimes)
-    return PopulationState(lifetimes=lifetimes, bandit=bandit, key=key), ended, finals
+    return jax.tree.map(select, fresh, lifetimes)
+
+  def end(self, lifetimes: Lifetime, policy_entropy: chex.Array) -> tuple[Lifetime, BanditReport, chex.Array]:
+    """Marks lifetimes [l] over budget or with collapsed entropy as ended.
+
+    Returns the marked lifetimes, the bandit's report and the final returns [l] (NaN where
+    no episode finished).
+    """
+    ended = (lifetimes.steps >= lifetimes.budget) | (policy_entropy < self.config.entropy_collapse)
+    finals = jax.vmap(final_return)(lifetimes.train)
+    # A lifetime whose episodes never finished has no return to report: the bandit skips it.
+    report = BanditReport(lifetimes.arm, jnp.nan_to_num(finals), ended & jnp.isfinite(finals))
+    return lifetimes._replace(ended=ended), report, finals

@@ -1,17 +1,19 @@
 """A Launchpad-style meta-training program: nodes, built from a config, run by a launcher.
 
 Nodes (each a bundle of pure, jittable functions; the launcher decides where they run):
-  * PopulationWorker: owns lifetimes (one population per training env) and computes the
-    meta-gradient of the current eta over them (`lpg.meta_learner.MetaGradient`).
-  * MetaLearnerNode: averages workers' meta-gradients, clips, and takes Adam steps on eta.
+  * PopulationWorker: owns lifetimes (all of them, or a shard: `shard(i, n)`) and computes
+    the summed meta-gradient of the current eta over them (`lpg.meta_learner.MetaGradient`).
+  * MetaLearnerNode: averages workers' meta-gradients, clips, takes Adam steps on eta and
+    feeds each training env's bandit with the lifetimes that ended.
   * Evaluator: trains fresh agents with a frozen eta on held-out envs (`lpg.evaluation`).
 `lpg/launch/local.py` runs all of them in one process, fusing a worker step and a learner
-step into one jitted call; other launchers place the same nodes elsewhere.
+step into one jitted call; `lpg/launch/ray.py` places them on a Ray cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import chex
@@ -61,6 +63,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   ):
     if not config[field] > 0:
       raise ConfigError(f"config.{field} must be > 0, got {config[field]!r}")
+  if not isinstance(config.num_workers, int) or config.num_workers < 1:
+    raise ConfigError(f"config.num_workers must be a positive integer, got {config.num_workers!r}")
+  if config.ray_mode not in ("sync", "async"):
+    raise ConfigError(f"config.ray_mode must be 'sync' or 'async', got {config.ray_mode!r}")
+  if config.max_staleness < 0 or config.ray_max_restarts < 0:
+    raise ConfigError("config.max_staleness and config.ray_max_restarts must be >= 0")
+  if not config.ray_timeout_s > 0 or not config.ray_cpus_per_worker > 0:
+    raise ConfigError("config.ray_timeout_s and config.ray_cpus_per_worker must be > 0")
   if not env_list(config.train_envs):
     raise ConfigError("config.train_envs is empty")
   for name in env_list(config.train_envs) + env_list(config.eval_envs):
@@ -107,29 +117,54 @@ def _population(
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PopulationWorker:
-  """Owns lifetimes; `step(eta, states) -> (meta_grads, states, metrics)`."""
+  """Owns (a shard of) the lifetimes; `step(eta, bandits, lifetimes) -> (output, lifetimes)`."""
 
   meta_gradient: meta_learner.MetaGradient
 
-  def init(self, key: chex.PRNGKey) -> tuple[population.PopulationState, ...]:
+  @property
+  def parts(self) -> tuple[meta_learner.Part, ...]:
+    return self.meta_gradient.parts
+
+  def shard(self, index: int, count: int) -> PopulationWorker:
+    """The worker owning shard `index` of `count` of the lifetimes."""
+    return PopulationWorker(self.meta_gradient.shard(index, count))
+
+  def init(self, key: chex.PRNGKey) -> tuple[population.Lifetime, ...]:
     return self.meta_gradient.init(key)
 
-  def step(self, eta: Any, states: Any):
-    return self.meta_gradient.step(eta, states)
+  def step(self, eta: Any, bandits: Any, lifetimes: Any):
+    return self.meta_gradient.step(eta, bandits, lifetimes)
+
+  def steps_per_meta_step(self) -> int:
+    return self.meta_gradient.steps_per_meta_step()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class MetaLearnerNode:
-  """Owns eta and its optimiser; `apply(state, grads) -> (state, grad_norm)`."""
+  """Owns eta, its optimiser and the bandits; applies workers' outputs."""
 
   learner: meta_learner.MetaLearner
   rule: rules.LPGRule
+  num_envs: int
 
   def init(self, key: chex.PRNGKey) -> meta_learner.MetaLearnerState:
     return self.learner.init(self.rule.init_meta_params(key))
 
-  def apply(self, state: meta_learner.MetaLearnerState, grads: Any):
-    return self.learner.apply(state, grads)
+  def apply(
+    self,
+    state: meta_learner.MetaLearnerState,
+    bandits: tuple[bandit.BanditState, ...],
+    outputs: Sequence[meta_learner.WorkerOutput],
+    parts: Sequence[Sequence[meta_learner.Part]],
+  ):
+    """Averages the outputs' meta-gradients, steps eta and feeds the bandits.
+
+    Returns (state, bandits, MetaStepMetrics, meta-gradient norm).
+    """
+    grads, reports, metrics = meta_learner.combine(outputs, parts, self.num_envs)
+    state, grad_norm = self.learner.apply(state, grads)
+    bandits = tuple(b if r is None else population.update_bandit(b, r) for b, r in zip(bandits, reports))
+    return state, bandits, metrics, grad_norm
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -157,13 +192,24 @@ class Program:
   learner: MetaLearnerNode
   evaluator: Evaluator
 
-  def init(self, key: chex.PRNGKey) -> dict[str, Any]:
-    """Initial state of every node: {'learner': ..., 'populations': ...}."""
+  @staticmethod
+  def keys(key: chex.PRNGKey) -> tuple[chex.PRNGKey, chex.PRNGKey]:
+    """(learner key, worker key) of a run seeded with `key`; a shard inits from the latter."""
     learner_key, worker_key = jax.random.split(key)
-    return {"learner": self.learner.init(learner_key), "populations": self.worker.init(worker_key)}
+    return learner_key, worker_key
+
+  def init(self, key: chex.PRNGKey) -> dict[str, Any]:
+    """The whole state: {'learner': MetaLearnerState, 'bandits': one per training env,
+    'lifetimes': one [L] batch per training env}."""
+    learner_key, worker_key = self.keys(key)
+    return {
+      "learner": self.learner.init(learner_key),
+      "bandits": self.worker.meta_gradient.init_bandits(),
+      "lifetimes": self.worker.init(worker_key),
+    }
 
   def steps_per_meta_step(self) -> int:
-    return self.worker.meta_gradient.steps_per_meta_step()
+    return self.worker.steps_per_meta_step()
 
 
 def build(config: ml_collections.ConfigDict) -> Program:
@@ -191,4 +237,4 @@ def build(config: ml_collections.ConfigDict) -> Program:
   evaluator = Evaluator(
     rule, tuple(env_list(config.eval_envs)), eval_config, config.eval_seeds, config.eval_env_steps
   )
-  return Program(config, PopulationWorker(mg), MetaLearnerNode(learner, rule), evaluator)
+  return Program(config, PopulationWorker(mg), MetaLearnerNode(learner, rule, len(pops)), evaluator)

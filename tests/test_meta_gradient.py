@@ -80,7 +80,7 @@ def _directional_derivatives(pop, num_inner_updates, blinds):
   Every step is jitted: eager op-by-op dispatch would compile each primitive separately.
   """
   objective = meta_objective.MetaObjectiveConfig()
-  lifetime = jax.tree.map(lambda x: x[0], jax.jit(pop.init)(jax.random.PRNGKey(1)).lifetimes)
+  lifetime = jax.tree.map(lambda x: x[0], jax.jit(pop.init)(jax.random.PRNGKey(1)))
   meta_params = jax.jit(pop.trainer.rule.init_meta_params)(jax.random.PRNGKey(0))
   with jax.enable_x64(True):
 

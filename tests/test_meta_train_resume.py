@@ -118,7 +118,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(runs):
   _assert_bit_identical(runs["a"], runs["b"])  # optimiser, lifetimes, bandits, keys
   # Lifetimes did end and restart within the run (the bandit and restarts are resumed too).
   assert sum(r["lifetimes_ended"] for r in _rows(runs["root"] / "a")) > 0
-  assert int(np.asarray(runs["a"]["populations"][0].bandit.count).sum()) > 0
+  assert int(np.asarray(runs["a"]["bandits"][0].count).sum()) > 0
 
 
 def test_metrics_have_one_row_per_step_after_resume(runs):

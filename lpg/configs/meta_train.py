@@ -60,5 +60,12 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   c.eval_every = 0  # meta-steps between evaluations; 0: only at the end
   c.eval_env_steps = 300_000
   c.eval_seeds = 3
+  # The Ray launcher (meta_train.py --launcher=ray); ignored by the local one.
+  c.num_workers = 2  # population-worker actors, each owning a shard of the lifetimes
+  c.ray_mode = "sync"  # sync: average all shards' meta-gradients per step; async: apply each
+  c.max_staleness = 1  # async: drop a meta-gradient computed with eta older than this many updates
+  c.ray_timeout_s = 900.0  # the longest any wait on an actor may take (the first includes compiling)
+  c.ray_cpus_per_worker = 1.0  # CPUs Ray reserves for each worker actor
+  c.ray_max_restarts = 3  # times a dead worker actor is restarted before the run fails
   c.lock()
   return c
