@@ -19,7 +19,8 @@ import jax
 import numpy as np
 import pytest
 import ray
-from test_meta_train_resume import tiny_config
+from test_meta_train_cli import TINY
+from test_meta_train_resume import _leaves, tiny_config
 
 from lpg import checkpoint, metrics, program
 from lpg.launch import driver, local
@@ -48,13 +49,6 @@ def cluster(tmp_path_factory):
   ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env_vars})
   yield
   ray.shutdown()
-
-
-def _leaves(tree):
-  return [
-    np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-    for x in jax.tree.leaves(tree)
-  ]
 
 
 def _assert_close(a, b):
@@ -185,27 +179,13 @@ def test_a_hung_worker_times_out(cluster, tmp_path):
 
 def _cli(tmp_path, *args):
   env = dict(os.environ, JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled")
-  flags = [f"--config.{k}={v}" for k, v in tiny_config().items() if k in ("train_envs", "num_meta_steps")]
   t = time.time()
   proc = subprocess.run(
     [sys.executable, os.path.join(ROOT, "meta_train.py"), "--launcher=ray", "--noprogress",
-     f"--workdir={tmp_path / 'run'}", *TINY_FLAGS, *flags, *args],
+     f"--workdir={tmp_path / 'run'}", *TINY, f"--config.num_meta_steps={N}", *args],
     capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
   )  # fmt: skip
   return proc, time.time() - t
-
-
-TINY_FLAGS = [
-  "--config.eval_envs=",
-  "--config.lifetimes_per_env=2",
-  "--config.num_envs=2",
-  "--config.unroll_length=3",
-  "--config.num_inner_updates=2",
-  "--config.lifetime_steps=30",
-  "--config.lpg.hidden_size=6",
-  "--config.lpg.phi_size=4",
-  "--config.lpg.y_size=3",
-]
 
 
 @pytest.mark.slow

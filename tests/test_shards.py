@@ -4,7 +4,7 @@ by the meta-learner node, give the same eta, bandits and lifetimes."""
 
 import jax
 import numpy as np
-from test_meta_train_resume import tiny_config
+from test_meta_train_resume import _leaves, tiny_config
 
 from lpg import meta_learner, program
 from lpg.launch import local
@@ -50,10 +50,3 @@ def test_sharded_meta_steps_equal_the_fused_meta_step():
       np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
     else:
       np.testing.assert_array_equal(x, y)  # steps, arms, ended flags, bandit counts, keys
-
-
-def _leaves(tree):
-  return [
-    np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-    for x in jax.tree.leaves(tree)
-  ]
