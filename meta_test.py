@@ -30,7 +30,8 @@ from lpg.configs import meta_test as meta_test_config
 _RULE = flags.DEFINE_list(
   "rule",
   ["a2c"],
-  f"Update rules to test: {', '.join(rules_lib.names())}, lpg_init (untrained LPG), or a "
+  f"Update rules to test: {', '.join(rules_lib.names())}, lpg_init (untrained LPG), "
+  "pretrained:NAME (a rule shipped with the package, see --list), or a rule file / "
   "meta-training checkpoint (.npz) or workdir (its latest checkpoint).",
 )
 _ENV = flags.DEFINE_list(
@@ -65,6 +66,13 @@ def _list() -> None:
   print("rules:")
   for name in rules_lib.names():
     print(f"  {name.ljust(width)}  {(rules_lib.make_rule(name).__doc__ or '').strip().splitlines()[0]}")
+  print(f"  {'lpg_init'.ljust(width)}  the LPG network at initialisation (an untrained control)")
+  for name in rule_io.pretrained_names():
+    meta = checkpoint.read_metadata(rule_io.pretrained_path(name))
+    print(
+      f"  {('pretrained:' + name).ljust(width)}  meta-trained {meta['meta_steps']} meta-steps "
+      f"({meta['wall_time_s'] / 60:.0f} min) on {', '.join(meta['train_envs'])}"
+    )
 
 
 def _resolve(rule_names: list[str], env_names: list[str]) -> tuple[list, list[str]]:

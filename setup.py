@@ -51,6 +51,8 @@ setup(
     include=["lpg", "lpg.*", "inner_agents", "inner_agents.*", "environments", "environments.*"]
   ),
   py_modules=["meta_train", "meta_test"],
+  # Rules shipped with the package (--rule=pretrained:NAME) and their training logs.
+  package_data={"lpg": ["pretrained/*.npz", "pretrained/*/*"]},
   install_requires=INSTALL_REQUIRES,
   extras_require=EXTRAS_REQUIRE,
 )

@@ -2,13 +2,20 @@
 
 a2c, random            hand-designed rules (`lpg.rules`)
 lpg_init               the LPG network at initialisation (an untrained control)
-PATH.npz               a meta-training checkpoint: its eta and network config
+pretrained:NAME        a rule shipped with the package (lpg/pretrained/NAME.npz)
+PATH.npz               a rule file (`export`) or a meta-training checkpoint
 DIR                    a meta-training workdir: its latest checkpoint
+
+A rule file is a pickle-free checkpoint (`lpg.checkpoint`) holding {"eta": ...} with
+metadata: kind "lpg_rule", its name, the LPG network's sizes and where it came from (the
+meta-training config, meta-steps, env steps, wall time, code version).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import subprocess
 from typing import Any
 
 import jax
@@ -17,9 +24,32 @@ import numpy as np
 from lpg import checkpoint, rules
 from lpg.network import LPGNetworkConfig
 
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+PRETRAINED_PREFIX = "pretrained:"
+RULE_KIND = "lpg_rule"
+META_TRAIN_KIND = "lpg_meta_train"
+
 
 class RuleLoadError(ValueError):
   """A rule spec that names no rule, or a checkpoint that holds no usable rule."""
+
+
+def pretrained_names(directory: str | None = None) -> list[str]:
+  """Names of the rules shipped with the package (or in `directory`)."""
+  directory = directory or PRETRAINED_DIR
+  if not os.path.isdir(directory):
+    return []
+  return sorted(f.removesuffix(".npz") for f in os.listdir(directory) if f.endswith(".npz"))
+
+
+def pretrained_path(name: str, directory: str | None = None) -> str:
+  """The rule file of pretrained:NAME."""
+  directory = directory or PRETRAINED_DIR
+  path = os.path.join(directory, f"{name}.npz")
+  if not name or os.sep in name or not os.path.isfile(path):
+    shipped = ", ".join(PRETRAINED_PREFIX + n for n in pretrained_names(directory)) or "none"
+    raise RuleLoadError(f"no pretrained rule {name!r}; shipped: {shipped}")
+  return path
 
 
 def _checkpoint_file(spec: str) -> str:
@@ -36,20 +66,23 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def load_learned(spec: str) -> tuple[rules.LPGRule, Any, dict[str, Any]]:
-  """(rule, eta, metadata) from a meta-training checkpoint file or workdir."""
+  """(rule, eta, metadata) from a rule file, a meta-training checkpoint file or a workdir."""
   path = _checkpoint_file(spec)
   meta = checkpoint.read_metadata(path)
-  if meta.get("kind") != "lpg_meta_train" or "config" not in meta:
-    raise RuleLoadError(f"{path} is not an LPG meta-training checkpoint")
-  net = meta["config"]["lpg"]
+  if meta.get("kind") == RULE_KIND and "network" in meta:
+    net, name, key = meta["network"], meta.get("name"), "eta"
+  elif meta.get("kind") == META_TRAIN_KIND and "config" in meta:
+    net, name, key = meta["config"]["lpg"], None, "learner.eta"
+  else:
+    raise RuleLoadError(f"{path} is neither an LPG rule file nor a meta-training checkpoint")
   config = LPGNetworkConfig(int(net["hidden_size"]), int(net["phi_size"]), int(net["y_size"]))
-  name = os.path.basename(os.path.normpath(spec)).removesuffix(".npz")
+  name = name or os.path.basename(os.path.normpath(spec)).removesuffix(".npz")
   rule = rules.LPGRule(config, name=name)
   tree, _ = checkpoint.load(path)
   try:
-    eta = tree["learner"]["eta"]
+    eta = tree["eta"] if key == "eta" else tree["learner"]["eta"]
   except (KeyError, TypeError):
-    raise RuleLoadError(f"{path} holds no eta (learner.eta)") from None
+    raise RuleLoadError(f"{path} holds no eta ({key})") from None
   template = jax.eval_shape(rule.init_meta_params, jax.random.PRNGKey(0))
   expected = {k: {p: v.shape for p, v in d.items()} for k, d in template.items()}
   got = {k: {p: np.shape(v) for p, v in d.items()} for k, d in eta.items()} if isinstance(eta, dict) else None
@@ -57,6 +90,53 @@ def load_learned(spec: str) -> tuple[rules.LPGRule, Any, dict[str, Any]]:
     raise RuleLoadError(f"{path}: eta does not match an LPG network of {config}")
   eta = jax.tree.map(lambda x: np.asarray(x, np.float32), eta)
   return rule, eta, meta
+
+
+def code_version() -> str:
+  """The git commit of this checkout (with -dirty if modified), else 'unknown'."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def git(*args):
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True)
+
+  try:
+    commit = git("rev-parse", "--short=12", "HEAD").stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  return commit + ("-dirty" if dirty else "")
+
+
+def export(source: str, path: str, name: str) -> dict[str, Any]:
+  """Writes the rule of a meta-training checkpoint or workdir as a standalone rule file.
+
+  Returns the file's metadata: the network, and the run's config, meta-steps, env steps
+  and wall time, the code version that exports it and the date.
+  """
+  rule, eta, meta = load_learned(source)
+  if meta.get("kind") != META_TRAIN_KIND:
+    raise RuleLoadError(f"{source} is not a meta-training checkpoint or workdir")
+  config = meta["config"]
+  out = {
+    "kind": RULE_KIND,
+    "name": name,
+    "network": {
+      "hidden_size": rule.config.hidden_size,
+      "phi_size": rule.config.phi_size,
+      "y_size": rule.config.y_size,
+    },
+    "train_envs": config["train_envs"].split(","),
+    "eval_envs": [e for e in config["eval_envs"].split(",") if e],
+    "meta_steps": int(meta["meta_step"]),
+    "env_steps": int(meta["env_steps"]),
+    "wall_time_s": float(meta["wall_time_s"]),
+    "meta_train_config": config,
+    # The code that meta-trained the rule (older checkpoints lack it: the exporting code's).
+    "code_version": meta.get("code_version") or f"{code_version()} (at export)",
+    "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+  }
+  checkpoint.save(path, {"eta": eta}, out)
+  return out
 
 
 def resolve(
@@ -69,11 +149,15 @@ def resolve(
   if spec in rules.names():
     rule = rules.make_rule(spec)
     return rule, rule.init_meta_params(None)
+  if spec.startswith(PRETRAINED_PREFIX):
+    rule, eta, _ = load_learned(pretrained_path(spec.removeprefix(PRETRAINED_PREFIX)))
+    return rule, eta
   if _looks_like_path(spec):
     if not os.path.exists(spec):
       raise RuleLoadError(f"no such rule checkpoint or workdir: {spec}")
     rule, eta, _ = load_learned(spec)
     return rule, eta
   raise rules.UnknownRuleError(
-    f"unknown rule {spec!r}; valid: {', '.join([*rules.names(), 'lpg_init'])}, or a checkpoint path / workdir"
+    f"unknown rule {spec!r}; valid: {', '.join([*rules.names(), 'lpg_init', 'pretrained:NAME'])}, "
+    "or a rule file, checkpoint or workdir"
   )

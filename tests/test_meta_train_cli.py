@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -224,3 +225,37 @@ def test_meta_test_compares_the_learned_rule_with_controls(workdir, env, tmp_pat
   assert len(row.split("±")) == 4  # one "mean ± std" cell per rule
   with open(out / "summary.txt") as f:
     assert header in f.read()
+
+
+def test_exported_rule_loads_as_pretrained_with_its_provenance(workdir, tmp_path, monkeypatch):
+  from lpg import export_rule, rule_io
+
+  out = tmp_path / "pretrained"
+  assert export_rule.main([str(workdir), "--name=tiny", f"--dir={out}"]) == 0
+  assert sorted(os.listdir(out / "tiny")) == ["config.json", "meta_train.png", "metrics.jsonl"]
+  meta = checkpoint.read_metadata(out / "tiny.npz")
+  assert meta["kind"] == "lpg_rule" and meta["name"] == "tiny"
+  assert meta["network"] == {"hidden_size": 6, "phi_size": 4, "y_size": 3}
+  assert meta["meta_steps"] == STEPS and meta["env_steps"] > 0 and meta["wall_time_s"] > 0
+  assert meta["train_envs"] == ["chain_short"] and meta["meta_train_config"]["num_envs"] == 2
+  assert meta["code_version"] and "(at export)" not in meta["code_version"]  # from the run
+  monkeypatch.setattr(rule_io, "PRETRAINED_DIR", str(out))
+  rule, eta = rule_io.resolve("pretrained:tiny")
+  _, want = rule_io.resolve(str(workdir))
+  assert rule.name == "tiny" and rule.config.hidden_size == 6
+  for x, y in zip(jax.tree.leaves(eta), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(x, y)
+  with pytest.raises(rule_io.RuleLoadError, match=r"no pretrained rule 'nope'; shipped: pretrained:tiny"):
+    rule_io.resolve("pretrained:nope")
+
+
+def test_every_shipped_rule_loads():
+  from lpg import rule_io
+
+  names = rule_io.pretrained_names()
+  assert names, "the package ships at least one rule"
+  for name in names:
+    rule, eta = rule_io.resolve(f"pretrained:{name}")
+    meta = checkpoint.read_metadata(rule_io.pretrained_path(name))
+    assert rule.name == name and meta["meta_steps"] > 0 and meta["code_version"]
+    assert jax.tree.leaves(eta)

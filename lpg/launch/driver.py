@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lpg import checkpoint, evaluation, metrics, reporting
+from lpg import checkpoint, evaluation, metrics, reporting, rule_io
 from lpg.program import Program
 
 # Fields that may differ between a run and its resumption (they do not change the maths).
@@ -139,9 +139,12 @@ def drive(
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json(indent=2))
 
+  version = rule_io.code_version()
+
   def save(step: int, wall_time: float) -> dict[str, Any]:
     state = backend.snapshot()
     meta = {
+      "code_version": version,
       "meta_step": step,
       "wall_time_s": wall_time,
       "env_steps": env_steps,
