@@ -20,12 +20,13 @@ from absl import app, flags, logging
 
 from environments import registry
 from lpg import checkpoint, cli, program
+from lpg.configs import meta_train as meta_train_config
 from lpg.launch import local
 from lpg.launch import ray as ray_launch
 
 _PROG = "meta_train.py"
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lpg", "configs", "meta_train.py")
-_CONFIG = cli.define_config_file_flag(_PROG, _DEFAULT_CONFIG, variants=("default", "paper"))
+_CONFIG = cli.define_config_file_flag(_PROG, _DEFAULT_CONFIG, variants=meta_train_config.VARIANTS)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/meta_train", "Where metrics, checkpoints and plots go.")
 _RESUME = flags.DEFINE_bool(
   "resume", True, "Resume from the workdir's latest checkpoint (--noresume refuses a used workdir)."
