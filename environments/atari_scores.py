@@ -112,6 +112,12 @@ def has_reference(game: str) -> bool:
   return _reference_game(game) is not None
 
 
+def random_score(game: str) -> float | None:
+  """The random-play reference score of `game` (any accepted spelling), or None."""
+  ref = _reference_game(game)
+  return None if ref is None else RANDOM_SCORES[ref]
+
+
 def human_normalized(game: str, score: float | np.ndarray) -> float | np.ndarray:
   """100 * (score - random) / (human - random): 0 is random play, 100 a human's.
 

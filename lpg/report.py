@@ -1,0 +1,232 @@
+"""The evaluation report of a learned rule: all 15 grid worlds and chains, and Atari.
+
+  python -m lpg.report --rule=pretrained:default_cpu --seeds=5 --env_steps=1000000 \
+      --atari=Breakout,Boxing,Pong,Seaquest,SpaceInvaders --atari_steps=200000 --out=docs/report
+
+Trains fresh agents with the rule, A2C, the untrained LPG network (`lpg_init`) and `random`
+on every registered grid world and chain (`meta_test.py` into OUT/envs), and with the rule
+and A2C on the Atari games (OUT/atari, Table 4's agent), then writes OUT/report.md: final
+returns (mean ± std over seeds) with each env marked as one the rule was meta-trained on
+or held out from (from the rule file's metadata), the rule's return relative to A2C's, and
+the paper's targets checked: on held-out envs at least 0.8x A2C on average and above
+lpg_init and random everywhere; on Atari above random. `--report_only` rewrites the report
+from existing CSVs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+
+from environments import atari_scores, registry
+from lpg import checkpoint, rule_io
+from lpg.configs import meta_train as meta_train_config
+
+CONTROLS = ("a2c", "lpg_init", "random")
+TARGET_RATIO = 0.8
+
+
+def _meta_test(rules: list[str], envs: list[str], seeds: int, env_steps: int, out: str) -> None:
+  cmd = [
+    sys.executable,
+    "-m",
+    "meta_test",
+    f"--rule={','.join(rules)}",
+    f"--env={','.join(envs)}",
+    f"--seeds={seeds}",
+    f"--env_steps={env_steps}",
+    f"--out={out}",
+  ]
+  print("$ " + " ".join(cmd[2:]), flush=True)
+  subprocess.run(cmd, check=True)
+
+
+def rule_metadata(spec: str) -> dict[str, Any]:
+  """The learned rule's name, training envs and provenance (empty sets if unknown)."""
+  rule, _ = rule_io.resolve(spec)
+  meta: dict[str, Any] = {"name": rule.name, "train_envs": [], "eval_envs": []}
+  path = None
+  if spec.startswith(rule_io.PRETRAINED_PREFIX):
+    path = rule_io.pretrained_path(spec.removeprefix(rule_io.PRETRAINED_PREFIX))
+  elif os.path.isfile(spec):
+    path = spec
+  if path is not None:
+    file_meta = checkpoint.read_metadata(path)
+    if file_meta.get("kind") == rule_io.RULE_KIND:
+      meta.update(file_meta)
+  return meta
+
+
+def read_finals(path: str) -> dict[tuple[str, str], np.ndarray]:
+  """{(env, rule): final returns [seeds]} from a meta_test final.csv."""
+  out = collections.defaultdict(list)
+  with open(path) as f:
+    for row in csv.DictReader(f):
+      out[(row["env"], row["rule"])].append(float(row["final_return"]))
+  return {k: np.asarray(v) for k, v in out.items()}
+
+
+def _cell(values: np.ndarray | None) -> str:
+  if values is None or not np.isfinite(values).any():
+    return "n/a"
+  return f"{np.nanmean(values):.2f} ± {np.nanstd(values):.2f}"
+
+
+def env_rows(finals: dict, rule: str, meta: dict) -> list[dict[str, Any]]:
+  """One row per env: its set, the means, the ratio to A2C and whether controls are beaten."""
+  rows = []
+  for env in meta_train_config.ALL_TRAIN:
+    if (env, rule) not in finals:
+      continue
+    mean = {r: float(np.nanmean(finals[(env, r)])) for r in (rule, *CONTROLS) if (env, r) in finals}
+    a2c = mean.get("a2c")
+    rows.append(
+      {
+        "env": env,
+        "set": "training" if env in meta["train_envs"] else ("held-out" if meta["train_envs"] else "-"),
+        "cells": {r: _cell(finals.get((env, r))) for r in (rule, *CONTROLS)},
+        "ratio": mean[rule] / a2c if a2c is not None and a2c > 0 else None,
+        "beats_controls": all(mean[rule] > mean[c] for c in ("lpg_init", "random") if c in mean),
+      }
+    )
+  return rows
+
+
+def write_report(out: str, spec: str) -> str:
+  """Writes OUT/report.md from OUT/envs/final.csv and OUT/atari/final.csv (if present)."""
+  meta = rule_metadata(spec)
+  rule = meta["name"]
+  lines = [f"# Evaluation of `{spec}`", ""]
+  if meta.get("meta_steps"):
+    lines += [
+      f"Meta-trained for {meta['meta_steps']} meta-steps ({meta['env_steps']:,} agent steps, "
+      f"{meta['wall_time_s'] / 3600:.2f} h) by code version {meta.get('code_version', 'unknown')} on: "
+      f"{', '.join(meta['train_envs'])}. Held out: {', '.join(meta['eval_envs']) or 'none'}.",
+      "",
+    ]
+  envs_csv = os.path.join(out, "envs", "final.csv")
+  if os.path.exists(envs_csv):
+    finals = read_finals(envs_csv)
+    rows = env_rows(finals, rule, meta)
+    steps = _env_steps(envs_csv)
+    seeds = len(next(iter(finals.values())))
+    lines += [
+      f"## Grid worlds and chains ({seeds} seeds, {steps:,} env steps per agent)",
+      "",
+      "Final return, mean ± std over seeds ([curves](envs/curves.png)).",
+      "",
+      f"| env | set | {rule} | " + " | ".join(CONTROLS) + f" | {rule} / a2c |",
+      "|---|---|" + "---|" * (len(CONTROLS) + 2),
+    ]
+    for r in rows:
+      ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
+      cells = " | ".join(r["cells"][c] for c in (rule, *CONTROLS))
+      lines.append(f"| {r['env']} | {r['set']} | {cells} | {ratio} |")
+    lines += ["", *_targets(rows)]
+  atari_csv = os.path.join(out, "atari", "final.csv")
+  if os.path.exists(atari_csv):
+    finals = read_finals(atari_csv)
+    games = sorted({env for env, _ in finals})
+    lines += [
+      "",
+      f"## Atari ({_env_steps(atari_csv):,} agent steps per agent, Table 4's agent)",
+      "",
+      "Full-game score, mean ± std over seeds (human-normalised mean); random play from the "
+      "literature's table ([curves](atari/curves.png)).",
+      "",
+      f"| game | {rule} | a2c | random play | {rule} above random |",
+      "|---|---|---|---|---|",
+    ]
+    for game in games:
+      ref = atari_scores.random_score(game.removeprefix("atari/"))
+      cells = [_atari_cell(game, finals.get((game, r))) for r in (rule, "a2c")]
+      above = "n/a" if ref is None else ("yes" if np.nanmean(finals[(game, rule)]) > ref else "no")
+      lines.append(f"| {game} | {cells[0]} | {cells[1]} | {'n/a' if ref is None else ref} | {above} |")
+  path = os.path.join(out, "report.md")
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def _atari_cell(game: str, values: np.ndarray | None) -> str:
+  cell = _cell(values)
+  game = game.removeprefix("atari/")
+  if values is None or not atari_scores.has_reference(game):
+    return cell
+  return f"{cell} ({atari_scores.human_normalized(game, float(np.nanmean(values))):.1f}%)"
+
+
+def _env_steps(path: str) -> int:
+  with open(path) as f:
+    return max(int(row["env_steps"]) for row in csv.DictReader(f))
+
+
+def _targets(rows: list[dict[str, Any]]) -> list[str]:
+  held = [r for r in rows if r["set"] == "held-out"]
+  ratios = [r["ratio"] for r in held if r["ratio"] is not None]
+  beaten = sum(r["beats_controls"] for r in rows)
+  lines = ["Targets (the paper's finding):", ""]
+  if ratios:
+    mean = float(np.mean(ratios))
+    verdict = "met" if mean >= TARGET_RATIO else "not met"
+    lines.append(
+      f"- held-out envs: mean return relative to A2C {mean:.2f} over {len(ratios)} envs "
+      f"(target >= {TARGET_RATIO}): {verdict}"
+    )
+  lines.append(
+    f"- above lpg_init and random (mean final return) on {beaten} of {len(rows)} envs"
+    f" (target: all): {'met' if beaten == len(rows) else 'not met'}"
+  )
+  return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m lpg.report", description=__doc__.splitlines()[0])
+  parser.add_argument(
+    "--rule", required=True, help="the learned rule: pretrained:NAME, a rule file or workdir"
+  )
+  parser.add_argument("--seeds", type=int, default=5)
+  parser.add_argument("--env_steps", type=int, default=1_000_000)
+  parser.add_argument("--envs", default=",".join(meta_train_config.ALL_TRAIN), help="grid worlds and chains")
+  parser.add_argument(
+    "--atari", default="", help="comma-separated games, e.g. Breakout,Boxing (default none)"
+  )
+  parser.add_argument("--atari_steps", type=int, default=200_000)
+  parser.add_argument("--atari_seeds", type=int, default=1)
+  parser.add_argument("--out", default="runs/report")
+  parser.add_argument("--report_only", action="store_true", help="rewrite report.md from existing CSVs")
+  args = parser.parse_args(argv)
+  try:
+    for env in args.envs.split(","):
+      registry.entry(env)
+    rule_metadata(args.rule)  # the rule loads
+    if not args.report_only:
+      envs = [e for e in args.envs.split(",") if e]
+      if envs:
+        _meta_test([args.rule, *CONTROLS], envs, args.seeds, args.env_steps, os.path.join(args.out, "envs"))
+      games = [f"atari/{g}" for g in args.atari.split(",") if g]
+      if games:
+        _meta_test(
+          [args.rule, "a2c"], games, args.atari_seeds, args.atari_steps, os.path.join(args.out, "atari")
+        )
+  except (rule_io.RuleLoadError, registry.UnknownEnvironmentError, ValueError) as e:
+    print(f"report: error: {e}", file=sys.stderr)
+    return 2
+  except subprocess.CalledProcessError:
+    return 1  # meta_test.py printed its own one-line error
+  path = write_report(args.out, args.rule)
+  with open(path) as f:
+    print(f.read())
+  print(f"wrote {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,53 @@
+"""The evaluation report from meta_test CSVs: training / held-out marks from the rule's
+metadata, ratios to A2C, the targets' verdicts and the Atari table (known answers)."""
+
+import csv
+
+from lpg import report
+
+
+def _write_final(path, rows):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["env", "agent", "rule", "seed", "env_steps", "final_return"])
+    for env, rule, values in rows:
+      for seed, v in enumerate(values):
+        w.writerow([env, "agent", rule, seed, 1000, v])
+
+
+def test_report_marks_sets_and_checks_the_targets(tmp_path):
+  # default_cpu was meta-trained on tabular_dense (and three other tabular grids).
+  _write_final(
+    tmp_path / "envs" / "final.csv",
+    [
+      ("tabular_dense", "default_cpu", [10.0, 12.0]),
+      ("tabular_dense", "a2c", [20.0, 20.0]),
+      ("tabular_dense", "lpg_init", [0.0, 0.0]),
+      ("tabular_dense", "random", [-1.0, -1.0]),
+      ("tabular_sparse", "default_cpu", [0.9, 0.9]),
+      ("tabular_sparse", "a2c", [1.0, 1.0]),
+      ("tabular_sparse", "lpg_init", [1.0, 1.0]),  # not beaten
+      ("tabular_sparse", "random", [0.0, 0.0]),
+    ],
+  )
+  _write_final(
+    tmp_path / "atari" / "final.csv",
+    [("atari/Breakout", "default_cpu", [5.0]), ("atari/Breakout", "a2c", [1.0])],
+  )
+  with open(report.write_report(str(tmp_path), "pretrained:default_cpu")) as f:
+    text = f.read()
+  assert (
+    "| tabular_dense | training | 11.00 ± 1.00 | 20.00 ± 0.00 | 0.00 ± 0.00 | -1.00 ± 0.00 | 0.55 |" in text
+  )
+  assert "| tabular_sparse | held-out | 0.90 ± 0.00 | 1.00 ± 0.00 |" in text
+  assert "mean return relative to A2C 0.90 over 1 envs (target >= 0.8): met" in text
+  assert "above lpg_init and random (mean final return) on 1 of 2 envs (target: all): not met" in text
+  # Breakout: random play 1.7, human 30.5 -> (5 - 1.7) / 28.8 = 11.5%.
+  assert "| atari/Breakout | 5.00 ± 0.00 (11.5%) | 1.00 ± 0.00 (-2.4%) | 1.7 | yes |" in text
+  assert "Meta-trained for 1000 meta-steps" in text
+
+
+def test_bad_rule_is_one_line(capsys):
+  assert report.main(["--rule=pretrained:nope", "--report_only"]) == 2
+  assert capsys.readouterr().err.strip().count("\n") == 0
