@@ -90,12 +90,7 @@ def _resolve(rule_names: list[str], env_names: list[str]) -> tuple[list, list[st
   for name in env_names:
     registry.validate(name)  # Raises UnknownEnvironmentError / SpecError / UnsupportedEnvironmentError.
   evaluation.validate_config(_CONFIG.value)
-  by_name = {n: rule_io.resolve(n) for n in rule_names if n != "lpg_init"}
-  # lpg_init takes the network sizes of the learned rule it is a control for, if any.
-  learned = [r for r, _ in by_name.values() if isinstance(r, rules_lib.LPGRule)]
-  if "lpg_init" in rule_names:
-    by_name["lpg_init"] = rule_io.resolve("lpg_init", learned[0].config if learned else None)
-  resolved = [by_name[n] for n in rule_names]
+  resolved = rule_io.resolve_all(rule_names)
   y_size = _CONFIG.value.y_size
   for rule, _ in resolved:
     if isinstance(rule, rules_lib.LPGRule) and rule.config.y_size != y_size:

@@ -161,3 +161,13 @@ def resolve(
     f"unknown rule {spec!r}; valid: {', '.join([*rules.names(), 'lpg_init', 'pretrained:NAME'])}, "
     "or a rule file, checkpoint or workdir"
   )
+
+
+def resolve_all(specs: list[str]) -> list[tuple[rules.UpdateRule, Any]]:
+  """[(rule, meta_params)] for several specs; lpg_init takes the network sizes of the first
+  learned rule among them (it is that rule's untrained control)."""
+  by_name = {s: resolve(s) for s in specs if s != "lpg_init"}
+  learned = [r for r, _ in by_name.values() if isinstance(r, rules.LPGRule)]
+  if "lpg_init" in specs:
+    by_name["lpg_init"] = resolve("lpg_init", learned[0].config if learned else None)
+  return [by_name[s] for s in specs]

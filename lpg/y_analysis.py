@@ -92,15 +92,6 @@ def linear_readout(
   return Readout(weights, r, r2, predicted, y_test)
 
 
-def resolve_rules(specs: list[str]) -> list[tuple[rules_lib.UpdateRule, Any]]:
-  """[(rule, meta_params)]; lpg_init takes the sizes of the first learned rule."""
-  by_name = {s: rule_io.resolve(s) for s in specs if s != "lpg_init"}
-  learned = [r for r, _ in by_name.values() if isinstance(r, rules_lib.LPGRule)]
-  if "lpg_init" in specs:
-    by_name["lpg_init"] = rule_io.resolve("lpg_init", learned[0].config if learned else None)
-  return [by_name[s] for s in specs]
-
-
 def tabular_ceiling(
   s_train: np.ndarray, g_train: np.ndarray, s_test: np.ndarray, g_test: np.ndarray
 ) -> tuple[float, float]:
@@ -194,7 +185,7 @@ def run(
     "rules": {},
   }
   readouts = {}
-  for spec, (rule, meta_params) in zip(rules, resolve_rules(rules)):
+  for spec, (rule, meta_params) in zip(rules, rule_io.resolve_all(rules)):
     recording = train_and_record(rule, meta_params, env_name, env_steps, rollout_steps, seed)
     readouts[spec] = analyse(recording)
     results["rules"][spec] = {
