@@ -128,7 +128,7 @@ BAD_META_TRAIN = {
 }
 BAD_RULES = {
   "not_npz": (b"garbage", "not a valid checkpoint file (not an .npz archive)"),
-  "not_lpg": (None, "is not an LPG meta-training checkpoint"),
+  "not_lpg": (None, "is neither an LPG rule file nor a meta-training checkpoint"),
 }
 
 
