@@ -13,14 +13,14 @@ scales with workers on this machine and the bytes moved per meta-step.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
+import sys
 import time
 
-import jax
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.envs import machine_info
 from lpg import program as program_lib
 from lpg.configs import meta_train as meta_train_config
 from lpg.launch import driver, local
@@ -96,13 +96,7 @@ def main() -> None:
   one = next((c for c in cases if c["workers"] == 1), None)
   overhead = None if one is None else 1 - one["relative_to_local"]
   result = {
-    "machine": {
-      "jax_version": jax.__version__,
-      "cpu_count": os.cpu_count(),
-      "processor": platform.machine(),
-      "load_average": os.getloadavg(),
-      "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    },
+    "machine": machine_info(),
     "population": {
       "env": args.env,
       "lifetimes": args.lifetimes,

@@ -12,15 +12,17 @@ resident memory is sampled over the run to check it stays flat (no growth per me
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
+import sys
 import time
 
 import jax
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.envs import machine_info
 from lpg import program as program_lib
 from lpg.configs import meta_train as meta_train_config
 from lpg.launch import local
@@ -108,13 +110,7 @@ def main() -> None:
       f"RSS {r['rss_mb_samples'][0]:.0f} -> {r['rss_mb_samples'][-1]:.0f} MiB)"
     )
   result = {
-    "machine": {
-      "jax_version": jax.__version__,
-      "device": str(jax.devices()[0]),
-      "cpu_count": os.cpu_count(),
-      "processor": platform.machine(),
-      "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    },
+    "machine": machine_info(),
     "cases": cases,
   }
   os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from environments import atari_scores, registry
-from lpg import checkpoint, rule_io
+from lpg import reporting, rule_io
 from lpg.configs import meta_train as meta_train_config
 
 CONTROLS = ("a2c", "lpg_init", "random")
@@ -49,19 +49,12 @@ def _meta_test(rules: list[str], envs: list[str], seeds: int, env_steps: int, ou
 
 
 def rule_metadata(spec: str) -> dict[str, Any]:
-  """The learned rule's name, training envs and provenance (empty sets if unknown)."""
-  rule, _ = rule_io.resolve(spec)
-  meta: dict[str, Any] = {"name": rule.name, "train_envs": [], "eval_envs": []}
-  path = None
-  if spec.startswith(rule_io.PRETRAINED_PREFIX):
-    path = rule_io.pretrained_path(spec.removeprefix(rule_io.PRETRAINED_PREFIX))
-  elif os.path.isfile(spec):
-    path = spec
-  if path is not None:
-    file_meta = checkpoint.read_metadata(path)
-    if file_meta.get("kind") == rule_io.RULE_KIND:
-      meta.update(file_meta)
-  return meta
+  """The learned rule's name and `rule_io.provenance` (training envs, budget, code)."""
+  rule_io.resolve(spec)  # one-line errors for unknown names and missing files
+  if spec.startswith(rule_io.PRETRAINED_PREFIX) or os.path.exists(spec):
+    rule, _, meta = rule_io.load_learned(rule_io.learned_path(spec))
+    return {"name": rule.name, **rule_io.provenance(meta)}
+  raise rule_io.RuleLoadError(f"--rule={spec}: the report is for a learned rule (pretrained:NAME or a path)")
 
 
 def read_finals(path: str) -> dict[tuple[str, str], np.ndarray]:
@@ -76,13 +69,13 @@ def read_finals(path: str) -> dict[tuple[str, str], np.ndarray]:
 def _cell(values: np.ndarray | None) -> str:
   if values is None or not np.isfinite(values).any():
     return "n/a"
-  return f"{np.nanmean(values):.2f} ± {np.nanstd(values):.2f}"
+  return "{:.2f} ± {:.2f}".format(*reporting.mean_std(values))
 
 
 def env_rows(finals: dict, rule: str, meta: dict) -> list[dict[str, Any]]:
   """One row per env: its set, the means, the ratio to A2C and whether controls are beaten."""
   rows = []
-  for env in meta_train_config.ALL_TRAIN:
+  for env in dict.fromkeys(env for env, _ in finals):  # meta_test's order
     if (env, rule) not in finals:
       continue
     mean = {r: float(np.nanmean(finals[(env, r)])) for r in (rule, *CONTROLS) if (env, r) in finals}

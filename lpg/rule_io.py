@@ -107,16 +107,42 @@ def code_version() -> str:
   return commit + ("-dirty" if dirty else "")
 
 
+def provenance(meta: dict[str, Any]) -> dict[str, Any]:
+  """Where a learned rule came from (training and held-out envs, meta-steps, env steps, wall
+  time, meta-training config, code version), from a rule file's or a meta-training
+  checkpoint's metadata."""
+  if meta.get("kind") == RULE_KIND:
+    keys = ("train_envs", "eval_envs", "meta_steps", "env_steps", "wall_time_s", "meta_train_config")
+    return {k: meta[k] for k in (*keys, "code_version") if k in meta}
+  config = meta["config"]
+  return {
+    "train_envs": [e for e in config["train_envs"].split(",") if e],
+    "eval_envs": [e for e in config["eval_envs"].split(",") if e],
+    "meta_steps": int(meta["meta_step"]),
+    "env_steps": int(meta["env_steps"]),
+    "wall_time_s": float(meta["wall_time_s"]),
+    "meta_train_config": config,
+    **({"code_version": meta["code_version"]} if meta.get("code_version") else {}),
+  }
+
+
+def learned_path(spec: str) -> str:
+  """The file or workdir behind a learned rule spec (pretrained:NAME or a path)."""
+  if spec.startswith(PRETRAINED_PREFIX):
+    return pretrained_path(spec.removeprefix(PRETRAINED_PREFIX))
+  if not os.path.exists(spec):
+    raise RuleLoadError(f"no such rule checkpoint or workdir: {spec}")
+  return spec
+
+
 def export(source: str, path: str, name: str) -> dict[str, Any]:
   """Writes the rule of a meta-training checkpoint or workdir as a standalone rule file.
 
-  Returns the file's metadata: the network, and the run's config, meta-steps, env steps
-  and wall time, the code version that exports it and the date.
+  Returns the file's metadata: the network, the run's `provenance` and the export date.
   """
   rule, eta, meta = load_learned(source)
   if meta.get("kind") != META_TRAIN_KIND:
     raise RuleLoadError(f"{source} is not a meta-training checkpoint or workdir")
-  config = meta["config"]
   out = {
     "kind": RULE_KIND,
     "name": name,
@@ -125,14 +151,9 @@ def export(source: str, path: str, name: str) -> dict[str, Any]:
       "phi_size": rule.config.phi_size,
       "y_size": rule.config.y_size,
     },
-    "train_envs": config["train_envs"].split(","),
-    "eval_envs": [e for e in config["eval_envs"].split(",") if e],
-    "meta_steps": int(meta["meta_step"]),
-    "env_steps": int(meta["env_steps"]),
-    "wall_time_s": float(meta["wall_time_s"]),
-    "meta_train_config": config,
     # The code that meta-trained the rule (older checkpoints lack it: the exporting code's).
-    "code_version": meta.get("code_version") or f"{code_version()} (at export)",
+    "code_version": f"{code_version()} (at export)",
+    **provenance(meta),
     "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
   }
   checkpoint.save(path, {"eta": eta}, out)
@@ -149,13 +170,8 @@ def resolve(
   if spec in rules.names():
     rule = rules.make_rule(spec)
     return rule, rule.init_meta_params(None)
-  if spec.startswith(PRETRAINED_PREFIX):
-    rule, eta, _ = load_learned(pretrained_path(spec.removeprefix(PRETRAINED_PREFIX)))
-    return rule, eta
-  if _looks_like_path(spec):
-    if not os.path.exists(spec):
-      raise RuleLoadError(f"no such rule checkpoint or workdir: {spec}")
-    rule, eta, _ = load_learned(spec)
+  if spec.startswith(PRETRAINED_PREFIX) or _looks_like_path(spec):
+    rule, eta, _ = load_learned(learned_path(spec))
     return rule, eta
   raise rules.UnknownRuleError(
     f"unknown rule {spec!r}; valid: {', '.join([*rules.names(), 'lpg_init', 'pretrained:NAME'])}, "

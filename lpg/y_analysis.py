@@ -31,6 +31,7 @@ import sys
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from environments import registry
@@ -52,17 +53,17 @@ def discounted_returns(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> 
   if its episode ends within the recording or gamma^(T - t) < TOLERANCE.
   """
   steps = rewards.shape[0]
-  g = np.zeros_like(rewards[0], dtype=np.float64)
-  ended = np.zeros_like(rewards[0], dtype=bool)
-  returns = np.zeros(rewards.shape, np.float64)
-  exact = np.zeros(rewards.shape, bool)
-  for t in range(steps - 1, -1, -1):
-    done = dones[t] > 0
-    g = rewards[t] + gamma * np.where(done, 0.0, g)
-    ended = done | ended
-    returns[t] = g
-    exact[t] = ended | (gamma ** (steps - t) < TOLERANCE)
-  return returns, exact
+
+  def step(g, x):
+    reward, done = x
+    g = reward + gamma * (1.0 - done) * g
+    return g, g
+
+  _, returns = jax.lax.scan(step, jnp.zeros(rewards.shape[1:]), (rewards, dones), reverse=True)
+  # An episode end at some step in [t, T): G_t does not depend on the unrecorded future.
+  ends_ahead = np.flip(np.maximum.accumulate(np.flip(dones > 0, 0), axis=0), 0)
+  tail = gamma ** (steps - np.arange(steps)) < TOLERANCE  # [T]
+  return np.asarray(returns, np.float64), ends_ahead | tail.reshape((steps,) + (1,) * (rewards.ndim - 1))
 
 
 class Readout(NamedTuple):

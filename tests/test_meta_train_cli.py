@@ -247,6 +247,12 @@ def test_exported_rule_loads_as_pretrained_with_its_provenance(workdir, tmp_path
     np.testing.assert_array_equal(x, y)
   with pytest.raises(rule_io.RuleLoadError, match=r"no pretrained rule 'nope'; shipped: pretrained:tiny"):
     rule_io.resolve("pretrained:nope")
+  # The report reads the same provenance from the rule file and from the workdir.
+  from lpg import report
+
+  for spec in ("pretrained:tiny", str(workdir)):
+    assert report.rule_metadata(spec)["train_envs"] == ["chain_short"]
+    assert report.rule_metadata(spec)["meta_steps"] == STEPS
 
 
 def test_every_shipped_rule_loads():

@@ -181,7 +181,8 @@ class MetaLearnerActor:
     return self._async_step()
 
   def _sync_step(self) -> driver.StepInfo:
-    eta, bandits = self._ray.put(self._ravel(self._state.eta)), self._ray.put(self._bandits)
+    eta_flat = self._ravel(self._state.eta)
+    eta, bandits = self._ray.put(eta_flat), self._ray.put(self._bandits)
     refs = [w.step.remote(eta, bandits) for w in self._workers]
     outputs = []
     for i, ref in enumerate(refs):
@@ -193,7 +194,7 @@ class MetaLearnerActor:
           self._recover(i)
           ref = self._workers[i].step.remote(eta, bandits)
     self._traffic = {
-      "to_workers": len(self._workers) * (_nbytes(self._ravel(self._state.eta)) + _nbytes(self._bandits)),
+      "to_workers": len(self._workers) * (eta_flat.nbytes + _nbytes(self._bandits)),
       "from_workers": _nbytes(outputs),
     }
     workers = tuple(range(len(self._workers)))
