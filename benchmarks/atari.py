@@ -11,6 +11,14 @@ train: `inner_agents.host_training.HostTrainer` on `atari/<game>` with the Table
 with and without overlapping the env step and the update. Env steps/s (agent steps, each
 4 frames) are timed over about `--seconds` after a warm-up that compiles everything.
 The target: the training loop keeps >= 70% of the raw env throughput.
+
+ceiling: what this machine's arithmetic allows the loop at best. XLA's cost analysis gives
+the FLOPs of `act` (per env step) and `learn` (per update, shared by B * T env steps);
+divided into the measured peak of a large float32 matmul, that is the env-steps/s the loop
+could not exceed even if the envs stepped for free. When the envs and the learner share the
+same cores and the raw envs already keep them busy, an env step costs both times and the
+bound is ceiling * raw / (ceiling + raw) (`shared_cores_fraction_of_raw`). Where these are
+below the target, the target needs faster arithmetic (a GPU), not a better loop.
 Results go to `--out` as JSON.
 """
 
@@ -22,6 +30,8 @@ import os
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,7 +40,7 @@ from benchmarks.envs import machine_info
 from environments import atari, registry
 from inner_agents.agent import make_agent
 from inner_agents.host_training import HostTrainer
-from inner_agents.types import AgentHParams
+from inner_agents.types import AgentHParams, Trajectory
 from lpg import rules
 
 TARGET_FRACTION = 0.7
@@ -72,6 +82,54 @@ def bench_train(game: str, num_envs: int, seconds: float, overlap: bool) -> dict
   return {"overlap": overlap, "steps_per_s": run.steps_per_s, "updates": updates, "warmup_s": compile_s}
 
 
+def matmul_peak_flops(n: int = 2048, repeats: int = 10) -> float:
+  """FLOP/s of this machine's best case: a jitted [n, n] @ [n, n] float32 matmul (median)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - start)
+  return 2 * n**3 / float(np.median(times))
+
+
+def _flops(fn, *args) -> float:
+  return float(fn.lower(*args).compile().cost_analysis()["flops"])
+
+
+def compute_ceiling(game: str, num_envs: int, peak_flops: float) -> dict:
+  """XLA's FLOPs per env step of the training loop, and the env-steps/s they allow at `peak_flops`."""
+  env = registry.make_host(f"atari/{game}", num_envs)
+  preset = registry.host_preset(env)
+  agent = make_agent(env.observation_spec(), env.num_actions, 30, preset.optimizer, **preset.torso_kwargs())
+  trainer = HostTrainer(env, agent, rules.make_rule("a2c"), UNROLL)
+  obs = jnp.asarray(env.reset(0).observation)
+  env.close()
+  state = agent.init(jax.random.PRNGKey(0), obs)
+  key = jax.random.PRNGKey(1)
+  act_flops = _flops(trainer._act, state.params, obs, key)
+  _, out = trainer._act(state.params, obs, key)
+  trajectory = Trajectory(
+    observation=jnp.stack([obs] * (UNROLL + 1)),
+    action=jnp.zeros((UNROLL, num_envs), jnp.int32),
+    reward=jnp.zeros((UNROLL, num_envs), jnp.float32),
+    done=jnp.zeros((UNROLL, num_envs), jnp.float32),
+  )
+  outputs = jax.tree.map(lambda x: jnp.stack([x] * (UNROLL + 1)), out)
+  hp = AgentHParams(learning_rate=5e-4, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.995)
+  learn_flops = _flops(trainer._learn, state, {}, hp, trajectory, outputs)
+  per_step = act_flops / num_envs + learn_flops / trainer.steps_per_update
+  return {
+    "act_flops_per_call": act_flops,
+    "learn_flops_per_update": learn_flops,
+    "flops_per_env_step": per_step,
+    "peak_flops_per_s": peak_flops,
+    "steps_per_s": peak_flops / per_step,
+  }
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--game", default="Breakout")
@@ -94,6 +152,18 @@ def main() -> None:
       f"({100 * t['fraction_of_raw']:.0f}% of raw; warm-up {t['warmup_s']:.1f} s)",
       flush=True,
     )
+  ceiling = compute_ceiling(args.game, args.num_envs, matmul_peak_flops())
+  ceiling["fraction_of_raw"] = min(1.0, ceiling["steps_per_s"] / raw["steps_per_s"])
+  ceiling["shared_cores_fraction_of_raw"] = ceiling["steps_per_s"] / (
+    ceiling["steps_per_s"] + raw["steps_per_s"]
+  )
+  print(
+    f"compute ceiling: {ceiling['flops_per_env_step'] / 1e6:.1f} MFLOP per env step at "
+    f"{ceiling['peak_flops_per_s'] / 1e9:.0f} GFLOP/s (matmul peak) -> at most "
+    f"{ceiling['steps_per_s']:.0f} env-steps/s ({100 * ceiling['fraction_of_raw']:.0f}% of raw; "
+    f"{100 * ceiling['shared_cores_fraction_of_raw']:.0f}% if the envs share the learner's cores)",
+    flush=True,
+  )
   best = max(t["fraction_of_raw"] for t in train)
   print(f"target {100 * TARGET_FRACTION:.0f}% of raw: {'met' if best >= TARGET_FRACTION else 'NOT met'}")
   if args.out:
@@ -110,6 +180,7 @@ def main() -> None:
           },
           "raw": raw,
           "train": train,
+          "ceiling": ceiling,
           "target_fraction_of_raw": TARGET_FRACTION,
           "target_met": best >= TARGET_FRACTION,
         },
