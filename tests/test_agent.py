@@ -9,6 +9,7 @@ import rlax
 from dm_env import specs
 
 from inner_agents import agent as agent_lib
+from inner_agents import networks
 from inner_agents.types import AgentHParams, Trajectory
 from lpg import rules
 
@@ -35,6 +36,59 @@ def test_torso_shapes_and_uniform_initial_policy(obs_shape, conv, mlp, desc):
   assert out.y_logits.shape == (4, 6, 30)
   assert out.value.shape == (4, 6)
   np.testing.assert_allclose(out.logits, 0.0)  # zero-initialised policy head: uniform
+
+
+@pytest.mark.parametrize(
+  "obs_shape,convs,padding",
+  [
+    ((11, 11, 5), dict(conv_channels=(8, 4, 4)), "SAME"),  # random_very_dense's shape, smaller
+    ((7, 6, 3), dict(conv_channels=(4,), conv_kernels=(4,), conv_strides=(2,)), "SAME"),  # uneven SAME
+    ((36, 36, 4), dict(conv_channels=(4, 8, 8), conv_kernels=(8, 4, 3), conv_strides=(4, 2, 1)), "VALID"),
+  ],
+)
+def test_patch_convs_equal_native_convs_with_the_same_parameters(obs_shape, convs, padding):
+  spec = specs.Array(obs_shape, np.float32)
+  nets = {
+    impl: networks.make_network(spec, 3, 5, mlp_sizes=(8,), conv_padding=padding, conv_impl=impl, **convs)
+    for impl in ("native", "patches")
+  }
+  rng = np.random.default_rng(0)  # numpy draws: no RNG kernels to compile
+  obs = rng.normal(size=(2, 4, *obs_shape)).astype(np.float32)  # [seeds, batch, H, W, C]
+  params = {impl: jax.jit(net.init)(jax.random.PRNGKey(1), obs[0]) for impl, net in nets.items()}
+  # Same parameter names, shapes and initial values: checkpoints are interchangeable.
+  assert jax.tree.structure(params["native"]) == jax.tree.structure(params["patches"])
+  jax.tree.map(np.testing.assert_array_equal, params["native"], params["patches"])
+  # Per-seed parameters [2, ...], as vmapped lifetimes and seeds have.
+  params = jax.tree.map(
+    lambda w: w + 0.1 * rng.normal(size=(2, *w.shape)).astype(np.float32), params["native"]
+  )
+
+  def value_and_grad(impl):
+    def loss(p, o):
+      out = nets[impl].apply(p, o)
+      return jnp.sum(out.y_logits**2) + jnp.sum(jnp.sin(out.value))
+
+    return jax.jit(jax.vmap(jax.value_and_grad(loss)))(params, obs)
+
+  (want_value, want_grad), (value, grad) = value_and_grad("native"), value_and_grad("patches")
+  np.testing.assert_allclose(value, want_value, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), grad, want_grad)
+
+
+def test_conv_impl_auto_is_patches_on_cpu_and_native_elsewhere():
+  def uses_conv(obs_shape, impl):
+    net = networks.make_network(specs.Array(obs_shape, np.float32), 3, 5, (4,), (8,), conv_impl=impl)
+    obs = jnp.zeros((1, *obs_shape))
+    params = jax.eval_shape(net.init, jax.random.PRNGKey(0), obs)
+    return "conv_general_dilated" in str(jax.make_jaxpr(net.apply)(params, obs))
+
+  assert jax.default_backend() == "cpu"
+  assert not uses_conv((13, 13, 5), "auto") and not uses_conv((84, 84, 4), "auto")
+  assert uses_conv((13, 13, 5), "native") and not uses_conv((13, 13, 5), "patches")
+  assert networks.resolve_conv_impl("auto", "gpu") == "native"
+  assert networks.resolve_conv_impl("patches", "gpu") == "patches"
+  with pytest.raises(ValueError, match="conv_impl='fft'"):
+    networks.resolve_conv_impl("fft", "cpu")
 
 
 def test_table_lookup_and_init():

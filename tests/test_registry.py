@@ -171,3 +171,15 @@ def test_bad_json_spec_through_registry(tmp_path):
     registry.make(str(path))
   with pytest.raises(grid_world.SpecError, match="cannot read"):
     registry.make(str(tmp_path / "missing.json"))
+
+
+def test_reference_configs_hold_out_one_env_per_family_and_the_cpu_one_drops_conv_agents():
+  from lpg.configs import meta_train as cfg
+
+  reference = cfg.get_config("reference")
+  train, held_out = reference.train_envs.split(","), reference.eval_envs.split(",")
+  assert sorted(train + held_out) == sorted(registry.names())
+  assert sorted(registry.entry(n).family for n in held_out) == ["chain", "random_grid", "tabular_grid"]
+  conv = [n for n in train if registry.preset(n).conv_channels]
+  assert sorted(conv) == sorted(cfg.CONV_AGENT_GRIDS)
+  assert list(cfg.REFERENCE_CPU_TRAIN) == [n for n in train if n not in conv]

@@ -5,10 +5,12 @@ python meta_train.py --config=reference --workdir=runs/reference
 python meta_train.py --config=lpg/configs/meta_train.py:paper
 python meta_train.py --config.lpg.hidden_size=64   # override any field
 
-`reference` is the run behind the rule the package ships as `pretrained:reference`: the
-paper's training set of grid worlds and chains with one environment of each family held
-out for testing (REFERENCE_HELD_OUT), sized to run for hours on a CPU and faster on a GPU
-(the same command; it resumes from its checkpoints after an interruption).
+`reference` is the run meant for the rule the package is to ship as `pretrained:reference`:
+the paper's training set of grid worlds and chains with one environment of each family held
+out for testing (REFERENCE_HELD_OUT). It resumes from its checkpoints after an interruption.
+It is a GPU job: the random grids' conv agents make it days long on a 2-core CPU (README,
+Meta-training). `pretrained:reference_cpu` was trained on a CPU with the same config minus
+the three conv-agent grids (REFERENCE_CPU_TRAIN; the command is in the README).
 """
 
 import ml_collections
@@ -25,6 +27,9 @@ TABULAR_TRAIN = tuple(n for n in registry.names("tabular_grid") if n != "tabular
 # long chain with noisy rewards (credit assignment over a delay, through noise).
 REFERENCE_HELD_OUT = ("tabular_sparse", "random_small_sparse", "chain_long_noisy")
 REFERENCE_TRAIN = tuple(n for n in ALL_TRAIN if n not in REFERENCE_HELD_OUT)
+# The random grids whose agents have conv torsos, the costly part of `reference` on a CPU.
+CONV_AGENT_GRIDS = ("random_dense", "random_long_horizon", "random_very_dense")
+REFERENCE_CPU_TRAIN = tuple(n for n in REFERENCE_TRAIN if n not in CONV_AGENT_GRIDS)
 VARIANTS = ("default", "reference", "paper")
 
 
