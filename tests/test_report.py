@@ -29,6 +29,10 @@ def test_report_marks_sets_and_checks_the_targets(tmp_path):
       ("tabular_sparse", "a2c", [1.0, 1.0]),
       ("tabular_sparse", "lpg_init", [1.0, 1.0]),  # not beaten
       ("tabular_sparse", "random", [0.0, 0.0]),
+      ("chain_short", "default_cpu", [0.5, 0.5]),  # held out, A2C <= 0: no ratio
+      ("chain_short", "a2c", [-0.5, 0.5]),
+      ("chain_short", "lpg_init", [0.0, 0.0]),
+      ("chain_short", "random", [0.0, 0.0]),
     ],
   )
   _write_final(
@@ -41,8 +45,12 @@ def test_report_marks_sets_and_checks_the_targets(tmp_path):
     "| tabular_dense | training | 11.00 ± 1.00 | 20.00 ± 0.00 | 0.00 ± 0.00 | -1.00 ± 0.00 | 0.55 |" in text
   )
   assert "| tabular_sparse | held-out | 0.90 ± 0.00 | 1.00 ± 0.00 |" in text
-  assert "mean return relative to A2C 0.90 over 1 envs (target >= 0.8): met" in text
-  assert "above lpg_init and random (mean final return) on 1 of 2 envs (target: all): not met" in text
+  assert "| chain_short | held-out | 0.50 ± 0.00 | 0.00 ± 0.50 | 0.00 ± 0.00 | 0.00 ± 0.00 | n/a |" in text
+  assert (
+    "mean return relative to A2C 0.90 over 1 envs (target >= 0.8; no ratio where A2C's mean "
+    "return is <= 0: chain_short): met" in text
+  )
+  assert "above lpg_init and random (mean final return) on 2 of 3 envs (target: all): not met" in text
   # Breakout: random play 1.7, human 30.5 -> (5 - 1.7) / 28.8 = 11.5%.
   assert "| atari/Breakout | 5.00 ± 0.00 (11.5%) | 1.00 ± 0.00 (-2.4%) | 1.7 | yes |" in text
   assert "Meta-trained for 1000 meta-steps" in text
