@@ -38,13 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.envs import machine_info
 from environments import atari, registry
-from inner_agents.agent import make_agent
-from inner_agents.host_training import HostTrainer
-from inner_agents.types import AgentHParams, Trajectory
-from lpg import rules
+from inner_agents.types import Trajectory
+from lpg import evaluation, rules
+from lpg.configs import meta_test as meta_test_config
 
 TARGET_FRACTION = 0.7
-UNROLL = 20
 
 
 def bench_raw(game: str, num_envs: int, seconds: float) -> dict:
@@ -64,13 +62,19 @@ def bench_raw(game: str, num_envs: int, seconds: float) -> dict:
   return {"steps_per_s": steps / elapsed, "env_steps": steps, "seconds": elapsed}
 
 
+def _a2c_trainer(game: str, num_envs: int, overlap: bool = True):
+  """(env, trainer, hparams): meta_test's A2C on `atari/<game>` (Table 4's agent and settings)."""
+  env_name = f"atari/{game}"
+  config = meta_test_config.get_config()
+  rule = evaluation.test_rule(env_name, rules.make_rule("a2c"), config)
+  env = registry.make_host(env_name, num_envs)
+  trainer = evaluation.make_host_trainer(env, rule, config, overlap=overlap)
+  return env, trainer, evaluation.hparams_for(rule, trainer.agent.optimizer, config, env_name)
+
+
 def bench_train(game: str, num_envs: int, seconds: float, overlap: bool) -> dict:
   """Env steps/s of A2C training through `HostTrainer` (compile excluded)."""
-  env = registry.make_host(f"atari/{game}", num_envs)
-  preset = registry.host_preset(env)
-  agent = make_agent(env.observation_spec(), env.num_actions, 30, preset.optimizer, **preset.torso_kwargs())
-  trainer = HostTrainer(env, agent, rules.make_rule("a2c"), UNROLL, overlap=overlap)
-  hp = AgentHParams(learning_rate=5e-4, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.995)
+  env, trainer, hp = _a2c_trainer(game, num_envs, overlap)
   start = time.perf_counter()
   trainer.train(0, {}, hp, num_updates=2, num_points=1)  # Compiles act and learn.
   compile_s = time.perf_counter() - start
@@ -101,10 +105,8 @@ def _flops(fn, *args) -> float:
 
 def compute_ceiling(game: str, num_envs: int, peak_flops: float) -> dict:
   """XLA's FLOPs per env step of the training loop, and the env-steps/s they allow at `peak_flops`."""
-  env = registry.make_host(f"atari/{game}", num_envs)
-  preset = registry.host_preset(env)
-  agent = make_agent(env.observation_spec(), env.num_actions, 30, preset.optimizer, **preset.torso_kwargs())
-  trainer = HostTrainer(env, agent, rules.make_rule("a2c"), UNROLL)
+  env, trainer, hp = _a2c_trainer(game, num_envs)
+  agent, unroll = trainer.agent, trainer.unroll_length
   obs = jnp.asarray(env.reset(0).observation)
   env.close()
   state = agent.init(jax.random.PRNGKey(0), obs)
@@ -112,13 +114,12 @@ def compute_ceiling(game: str, num_envs: int, peak_flops: float) -> dict:
   act_flops = _flops(trainer._act, state.params, obs, key)
   _, out = trainer._act(state.params, obs, key)
   trajectory = Trajectory(
-    observation=jnp.stack([obs] * (UNROLL + 1)),
-    action=jnp.zeros((UNROLL, num_envs), jnp.int32),
-    reward=jnp.zeros((UNROLL, num_envs), jnp.float32),
-    done=jnp.zeros((UNROLL, num_envs), jnp.float32),
+    observation=jnp.stack([obs] * (unroll + 1)),
+    action=jnp.zeros((unroll, num_envs), jnp.int32),
+    reward=jnp.zeros((unroll, num_envs), jnp.float32),
+    done=jnp.zeros((unroll, num_envs), jnp.float32),
   )
-  outputs = jax.tree.map(lambda x: jnp.stack([x] * (UNROLL + 1)), out)
-  hp = AgentHParams(learning_rate=5e-4, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.995)
+  outputs = jax.tree.map(lambda x: jnp.stack([x] * (unroll + 1)), out)
   learn_flops = _flops(trainer._learn, state, {}, hp, trajectory, outputs)
   per_step = act_flops / num_envs + learn_flops / trainer.steps_per_update
   return {
@@ -175,7 +176,7 @@ def main() -> None:
           "settings": {
             "game": args.game,
             "num_envs": args.num_envs,
-            "unroll_length": UNROLL,
+            "unroll_length": meta_test_config.get_config().unroll_length,
             "seconds": args.seconds,
           },
           "raw": raw,

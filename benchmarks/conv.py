@@ -55,8 +55,8 @@ def _setup(obs_shape, torso: dict, lead: tuple[int, ...], impl: str, vmapped: in
   net = networks.make_network(specs.Array(obs_shape, np.float32), 4, 30, conv_impl=impl, **torso)
   rng = np.random.default_rng(0)
   obs = rng.uniform(size=(*lead, *obs_shape)).astype(np.float32)
-  params = jax.jit(net.init)(jax.random.PRNGKey(0), obs[(0,) * (len(lead) - 1)] if vmapped else obs)
-  if vmapped:
+  params = jax.jit(net.init)(jax.random.PRNGKey(0), obs[0] if vmapped else obs)
+  if vmapped:  # every agent starts from the same parameters: [vmapped, ...]
     params = jax.tree.map(lambda w: np.broadcast_to(w, (vmapped, *w.shape)).copy(), params)
 
   def loss(p, o):

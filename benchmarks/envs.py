@@ -25,12 +25,15 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from environments import registry
 from environments.types import Environment

@@ -12,9 +12,9 @@ Convolutions: XLA:CPU runs a convolution whose kernel differs per vmapped agent 
 lifetime and seed has its own parameters) as a grouped convolution, which is slow, and the
 meta-gradient differentiates it twice. On a CPU the conv layers are therefore computed as
 image patches @ kernel (`PatchConv2D`: k * k strided slices, then a matmul, batched under
-vmap), which benchmarks/conv.py measures 1.9-2.5x faster for vmapped grid-world agents
-(first and second order) and 1.6x for one Atari agent on the 2-core CPU; elsewhere (GPU,
-TPU) the native convolution. Both have hk.Conv2D's parameters (names, shapes,
+vmap), which benchmarks/conv.py measures 2.2-3.5x faster for vmapped grid-world agents
+(first and second order) and 2.4x for one Atari agent on the 2-core CPU; elsewhere (GPU,
+TPU) the native convolution (not measured). Both have hk.Conv2D's parameters (names, shapes,
 initialisation), so either reads the other's checkpoints; `conv_impl` forces one.
 
 Initialisation (p(theta_0) is unspecified in the paper): the policy head starts at zero,

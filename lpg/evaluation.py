@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from environments import registry
+from environments.host import HostEnvironment
 from inner_agents.agent import make_agent
 from inner_agents.host_training import HostTrainer
 from inner_agents.training import Trainer, final_return
@@ -115,6 +116,17 @@ def make_trainer(env_name: str, rule: rules_lib.UpdateRule, config: ml_collectio
   return Trainer(env, agent, rule, num_envs(env_name, config), config.unroll_length)
 
 
+def make_host_trainer(
+  env: HostEnvironment, rule: rules_lib.UpdateRule, config: ml_collections.ConfigDict, overlap: bool = True
+) -> HostTrainer:
+  """A HostTrainer on an open host env, with the registry's agent for it (Table 4's for images)."""
+  preset = registry.host_preset(env)
+  agent = make_agent(
+    env.observation_spec(), env.num_actions, config.y_size, preset.optimizer, **preset.torso_kwargs()
+  )
+  return HostTrainer(env, agent, rule, config.unroll_length, overlap=overlap)
+
+
 def schedule(env_steps: int, steps_per_update: int, num_points: int) -> tuple[int, int]:
   """(updates per curve point, number of points) covering at least env_steps."""
   num_updates = max(1, math.ceil(env_steps / steps_per_update))
@@ -197,11 +209,8 @@ def evaluate_host(
   start = time.time()
   seed_ids = tuple(config.seed_offset + i for i in range(seeds))
   with registry.make_host(env_name, num_envs(env_name, config)) as env:
-    preset = registry.host_preset(env)
-    agent = make_agent(
-      env.observation_spec(), env.num_actions, config.y_size, preset.optimizer, **preset.torso_kwargs()
-    )
-    trainer = HostTrainer(env, agent, rule, config.unroll_length)
+    trainer = make_host_trainer(env, rule, config)
+    agent = trainer.agent
     chunk, num_points = schedule(env_steps, trainer.steps_per_update, config.num_curve_points)
     hparams = hparams_for(rule, agent.optimizer, config, env_name)
     for seed in seed_ids:

@@ -1,4 +1,4 @@
-"""Meta-training configs: `default` (CPU, minutes), `reference` (hours) and `paper`.
+"""Meta-training configs: `default` (CPU, minutes), `reference` (a GPU job) and `paper`.
 
 python meta_train.py                               # default
 python meta_train.py --config=reference --workdir=runs/reference
@@ -93,8 +93,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 
 def _reference(c: ml_collections.ConfigDict) -> None:
   """12 training envs, 4 lifetimes each (48, vs the paper's 960), the paper's per-env
-  lifetime budgets, the default's LSTM-32 and meta learning rate (to learn within hours on
-  a CPU); evaluated on the 3 held-out envs every 1000 meta-steps."""
+  lifetime budgets, the default's LSTM-32 and meta learning rate (smaller and faster than
+  `paper`); evaluated on the 3 held-out envs every 1000 meta-steps."""
   c.train_envs = ",".join(REFERENCE_TRAIN)
   c.eval_envs = ",".join(REFERENCE_HELD_OUT)
   c.lifetimes_per_env = 4
