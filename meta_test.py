@@ -14,16 +14,22 @@ OUT/curves.png; for host envs (Atari, Gymnasium) also each trained agent's param
 OUT/agents/<env>__<rule>__seed<k>.npz. Agent settings come from `lpg/configs/meta_test.py`
 and the env's preset (Atari: the paper's Table 4); override them with
 --config.<field>=<value>.
+
+Each env x rule is saved in OUT/done/ as soon as it finishes; running the same command
+again (same rules, envs, seeds, steps and config) into the same OUT reuses those results,
+so a killed run resumes where it stopped and extra envs or rules can be added later.
+--noresume trains everything again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import app, flags, logging
 
 from environments import atari, grid_world, host, registry
-from lpg import checkpoint, cli, evaluation, reporting, rule_io
+from lpg import checkpoint, cli, evaluation, reporting, result_store, rule_io
 from lpg import rules as rules_lib
 from lpg.configs import meta_test as meta_test_config
 
@@ -44,6 +50,9 @@ _SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents (seeds) per env x 
 _ENV_STEPS = flags.DEFINE_integer("env_steps", 1_000_000, "Environment steps per agent.")
 _OUT = flags.DEFINE_string("out", "runs/meta_test", "Output directory.")
 _LIST = flags.DEFINE_bool("list", False, "List the registered environments and rules, then exit.")
+_RESUME = flags.DEFINE_bool(
+  "resume", True, "Reuse the env x rule results a run with the same settings left in OUT/done/."
+)
 _CONFIG = cli.define_config_flag("meta_test.py", meta_test_config.get_config())
 
 
@@ -121,7 +130,8 @@ def run(argv: list[str]) -> None:
     chunk, points = evaluation.schedule(_ENV_STEPS.value, steps_per_update(env_name), config.num_curve_points)
     return chunk * points * steps_per_update(env_name) * _SEEDS.value * len(rules)
 
-  results = []
+  os.makedirs(os.path.join(_OUT.value, result_store.DIRNAME), exist_ok=True)  # Fails now if unwritable.
+  results, agents, reused = [], [], 0
   with tqdm(total=sum(map(total_steps, env_names)), unit="step", unit_scale=True, dynamic_ncols=True) as bar:
     for env_name in env_names:
       # JAX envs run their seeds together, host envs (Atari) one after another.
@@ -133,13 +143,25 @@ def run(argv: list[str]) -> None:
 
       for rule, meta_params in rules:
         bar.set_description(f"{env_name} / {rule.name}")
-        results.append(
-          evaluation.evaluate(env_name, rule, meta_params, config, _SEEDS.value, _ENV_STEPS.value, on_chunk)
-        )
+        key = result_store.result_key(env_name, rule, meta_params, _SEEDS.value, _ENV_STEPS.value, config)
+        done = result_store.path(_OUT.value, env_name, rule.name, key)
+        result = result_store.load(done) if _RESUME.value else None
+        if result is not None:
+          reused += 1
+          bar.update(total_steps(env_name) // len(rules))
+        else:
+          result = evaluation.evaluate(
+            env_name, rule, meta_params, config, _SEEDS.value, _ENV_STEPS.value, on_chunk
+          )
+          result_store.save(done, result)
+          agents += reporting.write_agents(_OUT.value, [result])
+          result = dataclasses.replace(result, params=None)  # Saved; free the memory.
+        results.append(result)
   paths = reporting.write_all(_OUT.value, results)
   print(reporting.summary_table(results))
-  agents = len(paths) - 4
-  print("wrote " + ", ".join(paths[:4]) + (f" and {agents} agents in {_OUT.value}/agents" if agents else ""))
+  if reused:
+    print(f"reused {reused} of {len(results)} env x rule results from {_OUT.value}/{result_store.DIRNAME}")
+  print("wrote " + ", ".join(paths) + (f" and {len(agents)} agents in {_OUT.value}/agents" if agents else ""))
 
 
 def main(argv: list[str]) -> None:

@@ -94,6 +94,17 @@ def normalized_table(results: Sequence[EvalResult]) -> str:
   return "human-normalised " + _table(normalized, "{:.1f}%")
 
 
+def curve_points(env_steps: np.ndarray, curve: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(env_steps, mean, std) over seeds of a curve [S, P], at the points where some seed
+  finished an episode: points with none (episodes longer than a curve point) are left out
+  rather than drawn as gaps, so envs with long episodes still show a line."""
+  with warnings.catch_warnings():  # all-NaN points
+    warnings.simplefilter("ignore", RuntimeWarning)
+    mean, std = np.nanmean(curve, axis=0), np.nanstd(curve, axis=0)
+  seen = np.isfinite(mean)
+  return np.asarray(env_steps)[seen], mean[seen], std[seen]
+
+
 def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
   """One panel per env, one line per rule (mean over seeds, shaded ± std)."""
   import matplotlib
@@ -107,12 +118,9 @@ def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
   fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
   for ax, env in zip(axes.flat, envs):
     for r in (r for r in results if r.env == env):
-      with warnings.catch_warnings():  # all-NaN points (no episode finished yet)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(r.curve, axis=0)
-        std = np.nanstd(r.curve, axis=0)
-      (line,) = ax.plot(r.env_steps, mean, label=r.rule)
-      ax.fill_between(r.env_steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+      x, mean, std = curve_points(r.env_steps, r.curve)
+      (line,) = ax.plot(x, mean, marker="." if len(x) < 10 else None, label=r.rule)
+      ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_title(env)
     ax.set_xlabel("env steps")
     ax.set_ylabel("episode return")

@@ -259,10 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"y_analysis: error: {e}", file=sys.stderr)
     return 2
   for spec, r in results["rules"].items():
-    cells = ", ".join(
-      f"gamma {g}: r {v['pearson_r']:.2f} R² {v['r2']:.2f} (ceiling {v['tabular_ceiling_r2']:.2f})"
-      for g, v in r["readout"].items()
-    )
+    if all(math.isnan(v["r2"]) for v in r["readout"].values()):
+      cells = "every recorded return is the same: nothing to explain"
+    else:
+      cells = ", ".join(
+        f"gamma {g}: r {v['pearson_r']:.2f} R² {v['r2']:.2f} (ceiling {v['tabular_ceiling_r2']:.2f})"
+        for g, v in r["readout"].items()
+      )
     print(f"{spec:<24s} final return {r['final_return']:.2f}; {cells}")
   print(f"wrote {args.out}/y_analysis.json, {args.out}/y_analysis.png")
   return 0

@@ -79,7 +79,7 @@ def test_tiny_run_writes_results(tmp_path):
     '{"size": [3, 4], "objects": [[2, [1, 0, 0.5]]], "max_steps": 20, "observation": "tabular"}'
   )
   out = tmp_path / "out"
-  proc = _run(
+  args = (
     f"--env=chain_short,{spec}",
     "--rule=a2c,random",
     "--seeds=2",
@@ -88,8 +88,10 @@ def test_tiny_run_writes_results(tmp_path):
     "--config.num_curve_points=3",
     f"--out={out}",
   )
+  proc = _run(*args)
   assert proc.returncode == 0, proc.stderr
-  assert sorted(os.listdir(out)) == ["curves.png", "final.csv", "results.csv", "summary.txt"]
+  assert sorted(os.listdir(out)) == ["curves.png", "done", "final.csv", "results.csv", "summary.txt"]
+  assert len(os.listdir(out / "done")) == 2 * 2
   with open(out / "results.csv") as f:
     rows = list(csv.DictReader(f))
   assert list(rows[0]) == ["env", "agent", "rule", "seed", "env_steps", "episode_return"]
@@ -103,6 +105,18 @@ def test_tiny_run_writes_results(tmp_path):
   summary = (out / "summary.txt").read_text()
   assert "my_grid" in summary and "±" in summary and summary in proc.stdout
   assert os.path.getsize(out / "curves.png") > 10_000
+
+  # The same command again reuses every finished env x rule and writes the same results;
+  # a changed setting (here the seed offset) trains afresh.
+  first = (out / "final.csv").read_text()
+  (out / "final.csv").unlink()
+  again = _run(*args)
+  assert again.returncode == 0, again.stderr
+  assert "reused 4 of 4 env x rule results" in again.stdout
+  assert (out / "final.csv").read_text() == first
+  changed = _run(*args, "--config.seed_offset=1")
+  assert changed.returncode == 0, changed.stderr
+  assert "reused" not in changed.stdout and len(os.listdir(out / "done")) == 2 * 2 * 2
 
 
 def test_tiny_atari_run_writes_scores_and_agents(tmp_path):

@@ -1,9 +1,12 @@
-"""The evaluation report from meta_test CSVs: training / held-out marks from the rule's
-metadata, ratios to A2C, the targets' verdicts and the Atari table (known answers)."""
+"""The evaluation report from meta_test CSVs: training / held-out / unseen marks from the
+rule's metadata, ratios to A2C, the targets' verdicts and the Atari table (known answers),
+and the curve points plotted."""
 
 import csv
 
-from lpg import report
+import numpy as np
+
+from lpg import report, reporting
 
 
 def _write_final(path, rows):
@@ -29,10 +32,14 @@ def test_report_marks_sets_and_checks_the_targets(tmp_path):
       ("tabular_sparse", "a2c", [1.0, 1.0]),
       ("tabular_sparse", "lpg_init", [1.0, 1.0]),  # not beaten
       ("tabular_sparse", "random", [0.0, 0.0]),
-      ("chain_short", "default_cpu", [0.5, 0.5]),  # held out, A2C <= 0: no ratio
+      ("chain_short", "default_cpu", [0.5, 0.5]),  # unseen, A2C <= 0: no ratio
       ("chain_short", "a2c", [-0.5, 0.5]),
       ("chain_short", "lpg_init", [0.0, 0.0]),
       ("chain_short", "random", [0.0, 0.0]),
+      ("chain_long", "default_cpu", [0.3, 0.3]),  # unseen
+      ("chain_long", "a2c", [1.0, 1.0]),
+      ("chain_long", "lpg_init", [0.0, 0.0]),
+      ("chain_long", "random", [0.0, 0.0]),
     ],
   )
   _write_final(
@@ -45,12 +52,14 @@ def test_report_marks_sets_and_checks_the_targets(tmp_path):
     "| tabular_dense | training | 11.00 ± 1.00 | 20.00 ± 0.00 | 0.00 ± 0.00 | -1.00 ± 0.00 | 0.55 |" in text
   )
   assert "| tabular_sparse | held-out | 0.90 ± 0.00 | 1.00 ± 0.00 |" in text
-  assert "| chain_short | held-out | 0.50 ± 0.00 | 0.00 ± 0.50 | 0.00 ± 0.00 | 0.00 ± 0.00 | n/a |" in text
+  assert "| chain_short | unseen | 0.50 ± 0.00 | 0.00 ± 0.50 | 0.00 ± 0.00 | 0.00 ± 0.00 | n/a |" in text
+  assert "- held-out envs: mean return relative to A2C 0.90 over 1 envs (target >= 0.8): met" in text
+  # Not meta-trained on: tabular_sparse 0.9 and chain_long 0.3 -> 0.6.
   assert (
-    "mean return relative to A2C 0.90 over 1 envs (target >= 0.8; no ratio where A2C's mean "
-    "return is <= 0: chain_short): met" in text
+    "- all envs not meta-trained on (held-out and unseen): mean return relative to A2C 0.60 over "
+    "2 envs (target >= 0.8; no ratio where A2C's mean return is <= 0: chain_short): not met" in text
   )
-  assert "above lpg_init and random (mean final return) on 2 of 3 envs (target: all): not met" in text
+  assert "above lpg_init and random (mean final return) on 3 of 4 envs (target: all): not met" in text
   # Breakout: random play 1.7, human 30.5 -> (5 - 1.7) / 28.8 = 11.5%.
   assert "| atari/Breakout | 5.00 ± 0.00 (11.5%) | 1.00 ± 0.00 (-2.4%) | 1.7 | yes |" in text
   assert "Meta-trained for 1000 meta-steps" in text
@@ -59,3 +68,12 @@ def test_report_marks_sets_and_checks_the_targets(tmp_path):
 def test_bad_rule_is_one_line(capsys):
   assert report.main(["--rule=pretrained:nope", "--report_only"]) == 2
   assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_curve_points_skip_points_where_no_episode_finished():
+  steps = np.array([10, 20, 30, 40])
+  curve = np.array([[np.nan, 1.0, np.nan, 3.0], [np.nan, 3.0, np.nan, np.nan]])
+  x, mean, std = reporting.curve_points(steps, curve)
+  np.testing.assert_array_equal(x, [20, 40])
+  np.testing.assert_allclose(mean, [2.0, 3.0])
+  np.testing.assert_allclose(std, [1.0, 0.0])
