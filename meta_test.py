@@ -126,13 +126,15 @@ def run(argv: list[str]) -> None:
   def steps_per_update(env_name: str) -> int:
     return evaluation.num_envs(env_name, config) * config.unroll_length
 
-  def total_steps(env_name: str) -> int:
+  def pair_steps(env_name: str) -> int:  # env steps of one env x rule, all seeds
     chunk, points = evaluation.schedule(_ENV_STEPS.value, steps_per_update(env_name), config.num_curve_points)
-    return chunk * points * steps_per_update(env_name) * _SEEDS.value * len(rules)
+    return chunk * points * steps_per_update(env_name) * _SEEDS.value
 
   os.makedirs(os.path.join(_OUT.value, result_store.DIRNAME), exist_ok=True)  # Fails now if unwritable.
   results, agents, reused = [], [], 0
-  with tqdm(total=sum(map(total_steps, env_names)), unit="step", unit_scale=True, dynamic_ncols=True) as bar:
+  with tqdm(
+    total=sum(map(pair_steps, env_names)) * len(rules), unit="step", unit_scale=True, dynamic_ncols=True
+  ) as bar:
     for env_name in env_names:
       # JAX envs run their seeds together, host envs (Atari) one after another.
       seeds_per_call = 1 if registry.is_host(env_name) else _SEEDS.value
@@ -148,7 +150,7 @@ def run(argv: list[str]) -> None:
         result = result_store.load(done) if _RESUME.value else None
         if result is not None:
           reused += 1
-          bar.update(total_steps(env_name) // len(rules))
+          bar.update(pair_steps(env_name))
         else:
           result = evaluation.evaluate(
             env_name, rule, meta_params, config, _SEEDS.value, _ENV_STEPS.value, on_chunk

@@ -189,13 +189,13 @@ def _ratio_line(rows: list[dict[str, Any]], label: str) -> str:
 
 def _targets(rows: list[dict[str, Any]]) -> list[str]:
   held = [r for r in rows if r["set"] == "held-out"]
-  unseen = [r for r in rows if r["set"] in ("held-out", "unseen")]
+  not_trained = [r for r in rows if r["set"] in ("held-out", "unseen")]
   beaten = sum(r["beats_controls"] for r in rows)
   lines = ["Targets (the paper's finding):", ""]
   if any(r["ratio"] is not None for r in held):
     lines.append(_ratio_line(held, "held-out envs"))
-  if len(unseen) > len(held) and any(r["ratio"] is not None for r in unseen):
-    lines.append(_ratio_line(unseen, "all envs not meta-trained on (held-out and unseen)"))
+  if len(not_trained) > len(held) and any(r["ratio"] is not None for r in not_trained):
+    lines.append(_ratio_line(not_trained, "all envs not meta-trained on (held-out and unseen)"))
   lines.append(
     f"- above lpg_init and random (mean final return) on {beaten} of {len(rows)} envs"
     f" (target: all): {'met' if beaten == len(rows) else 'not met'}"

@@ -133,14 +133,19 @@ def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
   plt.close(fig)
 
 
+def file_stem(*parts: str) -> str:
+  """A file name for an (env, rule, ...) result: the parts joined by '__', path separators
+  in them (atari/Breakout, spec files) replaced by '-'."""
+  return "__".join(p.replace(os.sep, "-").replace("/", "-") for p in parts)
+
+
 def write_agents(out_dir: str, results: Sequence[EvalResult]) -> list[str]:
   """Saves each trained agent's parameters (where kept: host envs) as
   OUT/agents/<env>__<rule>__seed<k>.npz, with env, rule, agent and seed as metadata."""
   paths = []
   for r in results:
     for seed, params in zip(r.seeds, r.params or ()):
-      name = f"{r.env}__{r.rule}__seed{seed}".replace("/", "-")
-      path = os.path.join(out_dir, "agents", name + ".npz")
+      path = os.path.join(out_dir, "agents", file_stem(r.env, r.rule, f"seed{seed}") + ".npz")
       os.makedirs(os.path.dirname(path), exist_ok=True)
       checkpoint.save(path, params, {"env": r.env, "rule": r.rule, "agent": r.agent, "seed": seed})
       paths.append(path)

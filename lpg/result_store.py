@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lpg import checkpoint
+from lpg import checkpoint, reporting
 from lpg import rules as rules_lib
 from lpg.evaluation import EvalResult
 
@@ -59,8 +59,7 @@ def result_key(
 
 def path(out_dir: str, env_name: str, rule_name: str, key: str) -> str:
   """OUT/done/<env>__<rule>__<key>.npz, with path separators in names replaced."""
-  stem = "__".join(s.replace(os.sep, "-").replace("/", "-") for s in (env_name, rule_name, key))
-  return os.path.join(out_dir, DIRNAME, stem + ".npz")
+  return os.path.join(out_dir, DIRNAME, reporting.file_stem(env_name, rule_name, key) + ".npz")
 
 
 def save(file: str, result: EvalResult) -> None:

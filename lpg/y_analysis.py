@@ -244,6 +244,20 @@ def _plot(readouts: dict[str, dict[float, Readout]], results: dict, path: str) -
   plt.close(fig)
 
 
+def summary_line(spec: str, result: dict[str, Any]) -> str:
+  """One rule's line of `run`'s results: final return, then r and R² per gamma (or why
+  there are none: every recorded return equal, so R² is undefined)."""
+  readout = result["readout"]
+  if all(math.isnan(v["r2"]) for v in readout.values()):
+    cells = "every recorded return is the same: nothing to explain"
+  else:
+    cells = ", ".join(
+      f"gamma {g}: r {v['pearson_r']:.2f} R² {v['r2']:.2f} (ceiling {v['tabular_ceiling_r2']:.2f})"
+      for g, v in readout.items()
+    )
+  return f"{spec:<24s} final return {result['final_return']:.2f}; {cells}"
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="python -m lpg.y_analysis", description=__doc__.splitlines()[0])
   parser.add_argument("--rule", default="pretrained:default_cpu,lpg_init", help="comma-separated rules")
@@ -259,14 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"y_analysis: error: {e}", file=sys.stderr)
     return 2
   for spec, r in results["rules"].items():
-    if all(math.isnan(v["r2"]) for v in r["readout"].values()):
-      cells = "every recorded return is the same: nothing to explain"
-    else:
-      cells = ", ".join(
-        f"gamma {g}: r {v['pearson_r']:.2f} R² {v['r2']:.2f} (ceiling {v['tabular_ceiling_r2']:.2f})"
-        for g, v in r["readout"].items()
-      )
-    print(f"{spec:<24s} final return {r['final_return']:.2f}; {cells}")
+    print(summary_line(spec, r))
   print(f"wrote {args.out}/y_analysis.json, {args.out}/y_analysis.png")
   return 0
 

@@ -64,3 +64,13 @@ def test_cli_writes_the_report(tmp_path):
 def test_cli_bad_rule_is_one_line(tmp_path, capsys):
   assert y_analysis.main(["--rule=pretrained:nope", f"--out={tmp_path}"]) == 2
   assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_summary_line_says_when_there_is_nothing_to_explain():
+  nan = float("nan")
+  cell = {"pearson_r": 0.9, "r2": 0.81, "tabular_ceiling_r2": 0.85}
+  line = y_analysis.summary_line("rule", {"final_return": 2.0, "readout": {"0.5": cell}})
+  assert line == "rule                     final return 2.00; gamma 0.5: r 0.90 R² 0.81 (ceiling 0.85)"
+  flat = {"pearson_r": nan, "r2": nan, "tabular_ceiling_r2": nan}
+  line = y_analysis.summary_line("rule", {"final_return": 0.0, "readout": {"0.5": flat, "0.9": flat}})
+  assert line.endswith("final return 0.00; every recorded return is the same: nothing to explain")
