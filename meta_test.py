@@ -1,44 +1,51 @@
-r"""Meta-test: train fresh agents with a given update rule and compare rules.
+r"""Meta-test: train fresh agents with given update rules and compare them.
 
   python meta_test.py --rule=a2c,random --env=tabular_dense,chain_short \
       --seeds=3 --env_steps=500000 --out=runs/meta_test
   python meta_test.py --list
+  python meta_test.py --agent=actor_critic --rule=native,pretrained:default_cpu --env=tabular_sparse
 
   python meta_test.py --env=atari/Breakout,atari/Boxing --rule=PATH,a2c \
       --env_steps=200000 --seeds=2 --out=runs/atari
 
-Writes OUT/results.csv (learning curves: env, agent, rule, seed, env_steps,
+Every env x agent x rule trains --seeds fresh agents (`--rule=native`: each agent's own
+rule). Writes OUT/results.csv (learning curves: env, agent, rule, seed, env_steps,
 episode_return), OUT/final.csv (final return per seed), OUT/summary.txt (mean ± std of the
 final return per env x rule, also printed; for Atari also human-normalised scores) and
 OUT/curves.png; for host envs (Atari, Gymnasium) also each trained agent's parameters,
-OUT/agents/<env>__<rule>__seed<k>.npz. Agent settings come from `lpg/configs/meta_test.py`
-and the env's preset (Atari: the paper's Table 4); override them with
---config.<field>=<value>.
+OUT/agents/<env>__<agent>__<rule>__seed<k>.npz. Settings come from `harness/config.py`, the
+agent's config and its presets for the env (Atari: the paper's Table 4); override them with
+--config.<field>=<value> and --config.<agent>.<field>=<value>.
 
-Each env x rule is saved in OUT/done/ as soon as it finishes; running the same command
-again (same rules, envs, seeds, steps and config) into the same OUT reuses those results,
-so a killed run resumes where it stopped and extra envs or rules can be added later.
---noresume trains everything again.
+Each result is saved in OUT/done/ as soon as it finishes; running the same command again
+(same agents, rules, envs, seeds, steps and config) into the same OUT reuses those results,
+so a killed run resumes where it stopped and extra envs, agents or rules can be added
+later. --noresume trains everything again.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-
 from absl import app, flags, logging
 
+import lpg  # noqa: F401  Registers the LPG rules (lpg_init, pretrained:NAME, paths).
 from environments import atari, grid_world, host, registry
-from lpg import checkpoint, cli, evaluation, reporting, result_store, rule_io
-from lpg import rules as rules_lib
-from lpg.configs import meta_test as meta_test_config
+from environments.errors import UnknownEnvironmentError
+from harness import checkpoint, cli, evaluation, reporting, result_store, runner
+from harness import config as meta_test_config
+from inner_agents import agent as agent_lib
+from inner_agents import registry as agent_registry
+from inner_agents.rules import registry as rule_registry
+from inner_agents.rules.base import OUTPUTS
 
+_AGENT = flags.DEFINE_list(
+  "agent", ["actor_critic"], "Inner agents to train (see --list); each takes every --rule."
+)
 _RULE = flags.DEFINE_list(
   "rule",
   ["a2c"],
-  f"Update rules to test: {', '.join(rules_lib.names())}, lpg_init (untrained LPG), "
-  "pretrained:NAME (a rule shipped with the package, see --list), or a rule file / "
-  "meta-training checkpoint (.npz) or workdir (its latest checkpoint).",
+  f"Update rules to test: native (each agent's own), {', '.join(rule_registry.names())}: the "
+  "hand-designed rules, lpg_init (untrained LPG), pretrained:NAME (a rule shipped with the "
+  "package, see --list), or a rule file / meta-training checkpoint (.npz) or workdir.",
 )
 _ENV = flags.DEFINE_list(
   "env",
@@ -46,25 +53,36 @@ _ENV = flags.DEFINE_list(
   "Environments (see --list), grid-world spec files *.json, Atari games atari/<Game> (e.g. "
   "atari/Breakout) or Gymnasium envs with discrete actions gym/<id> (e.g. gym/CartPole-v1).",
 )
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents (seeds) per env x rule.")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Independent agents (seeds) per env x agent x rule.")
 _ENV_STEPS = flags.DEFINE_integer("env_steps", 1_000_000, "Environment steps per agent.")
 _OUT = flags.DEFINE_string("out", "runs/meta_test", "Output directory.")
-_LIST = flags.DEFINE_bool("list", False, "List the registered environments and rules, then exit.")
+_LIST = flags.DEFINE_bool("list", False, "List the registered agents, environments and rules, then exit.")
 _RESUME = flags.DEFINE_bool(
-  "resume", True, "Reuse the env x rule results a run with the same settings left in OUT/done/."
+  "resume", True, "Reuse the results a run with the same settings left in OUT/done/."
 )
+_ALLOW_OFF_POLICY = flags.DEFINE_bool(
+  "allow_off_policy", False, "Run on-policy rules (e.g. a2c, LPG) on agents that learn from other data."
+)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 _CONFIG = cli.define_config_flag("meta_test.py", meta_test_config.get_config())
 
 
-class UsageError(ValueError):
-  """Bad command-line input: reported as one line, exit status 2."""
-
-
 def _list() -> None:
-  entries = registry.describe_all()
-  width = max(len(n) for n, _ in entries)
+  envs = registry.describe_all()
+  rules = [
+    line for e in rule_registry.entries() for line in (e.listing() if e.listing else [(e.name, e.summary)])
+  ]
+  agents = [(e.spec.name, e.spec) for e in agent_registry.entries()]
+  width = max(len(n) for n, _ in [*envs, *rules, *agents])
+  print("agents:")
+  for name, spec in agents:
+    provides = ",".join(o for o in OUTPUTS if o in spec.provides)
+    print(
+      f"  {name.ljust(width)}  {spec.summary}; provides {provides}, {spec.data_regime} data, "
+      f"native rule {spec.native_rule}, a swapped rule drives its {' and '.join(spec.rule_roles)}"
+    )
   print("environments:")
-  for name, desc in entries:
+  for name, desc in envs:
     print(f"  {name.ljust(width)}  {desc}")
   print("  <path>.json" + " " * max(1, width - 10) + "a grid world described by a JSON spec")
   games = atari.atari_game_names()
@@ -73,97 +91,29 @@ def _list() -> None:
   )
   print(f"  {'gym/<id>'.ljust(width)}  a Gymnasium env with discrete actions, e.g. gym/CartPole-v1")
   print("rules:")
-  for name in rules_lib.names():
-    print(f"  {name.ljust(width)}  {(rules_lib.make_rule(name).__doc__ or '').strip().splitlines()[0]}")
-  print(f"  {'lpg_init'.ljust(width)}  the LPG network at initialisation (an untrained control)")
-  for name in rule_io.pretrained_names():
-    meta = checkpoint.read_metadata(rule_io.pretrained_path(name))
-    print(
-      f"  {('pretrained:' + name).ljust(width)}  meta-trained {meta['meta_steps']} meta-steps "
-      f"({meta['wall_time_s'] / 60:.0f} min) on {', '.join(meta['train_envs'])}"
-    )
-
-
-def _resolve(rule_names: list[str], env_names: list[str]) -> tuple[list, list[str]]:
-  """Checks every input before anything runs or is written; returns [(rule, meta_params)]."""
-  if not rule_names:
-    raise UsageError("--rule is empty; valid: " + ", ".join(rules_lib.names()))
-  if not env_names:
-    raise UsageError("--env is empty; see --list")
-  if _SEEDS.value < 1:
-    raise UsageError(f"--seeds must be a positive integer, got {_SEEDS.value}")
-  if _ENV_STEPS.value < 1:
-    raise UsageError(f"--env_steps must be a positive integer, got {_ENV_STEPS.value}")
-  if os.path.exists(_OUT.value) and not os.path.isdir(_OUT.value):
-    raise UsageError(f"--out={_OUT.value} exists and is not a directory")
-  for name in env_names:
-    registry.validate(name)  # Raises UnknownEnvironmentError / SpecError / UnsupportedEnvironmentError.
-  evaluation.validate_config(_CONFIG.value)
-  resolved = rule_io.resolve_all(rule_names)
-  y_size = _CONFIG.value.y_size
-  for rule, _ in resolved:
-    if isinstance(rule, rules_lib.LPGRule) and rule.config.y_size != y_size:
-      raise UsageError(
-        f"rule {rule.name} predicts y over {rule.config.y_size} bins but agents have --config.y_size={y_size}"
-      )
-  names = [r.name for r, _ in resolved]
-  if len(set(names)) != len(names):
-    raise UsageError(f"rules must have distinct names, got {names}")
-  return resolved, env_names
+  print(f"  {runner.NATIVE.ljust(width)}  each agent's own rule (its baseline)")
+  for name, summary in rules:
+    print(f"  {name.ljust(width)}  {summary}")
 
 
 def run(argv: list[str]) -> None:
   if len(argv) > 1:
-    raise UsageError(f"unexpected arguments {argv[1:]}")
+    raise runner.UsageError(f"unexpected arguments {argv[1:]}")
   if _LIST.value:
     _list()
     return
-  rules, env_names = _resolve(_RULE.value, _ENV.value)
   config = _CONFIG.value
-
-  from tqdm import tqdm  # Imported late: --list and errors stay fast.
-
-  def steps_per_update(env_name: str) -> int:
-    return evaluation.num_envs(env_name, config) * config.unroll_length
-
-  def pair_steps(env_name: str) -> int:  # env steps of one env x rule, all seeds
-    chunk, points = evaluation.schedule(_ENV_STEPS.value, steps_per_update(env_name), config.num_curve_points)
-    return chunk * points * steps_per_update(env_name) * _SEEDS.value
-
-  os.makedirs(os.path.join(_OUT.value, result_store.DIRNAME), exist_ok=True)  # Fails now if unwritable.
-  results, agents, reused = [], [], 0
-  with tqdm(
-    total=sum(map(pair_steps, env_names)) * len(rules), unit="step", unit_scale=True, dynamic_ncols=True
-  ) as bar:
-    for env_name in env_names:
-      # JAX envs run their seeds together, host envs (Atari) one after another.
-      seeds_per_call = 1 if registry.is_host(env_name) else _SEEDS.value
-
-      def on_chunk(updates: int, ret: float, env_name=env_name, seeds_per_call=seeds_per_call) -> None:
-        bar.update(updates * steps_per_update(env_name) * seeds_per_call)
-        bar.set_postfix(ret=f"{ret:.2f}")
-
-      for rule, meta_params in rules:
-        bar.set_description(f"{env_name} / {rule.name}")
-        key = result_store.result_key(env_name, rule, meta_params, _SEEDS.value, _ENV_STEPS.value, config)
-        done = result_store.path(_OUT.value, env_name, rule.name, key)
-        result = result_store.load(done) if _RESUME.value else None
-        if result is not None:
-          reused += 1
-          bar.update(pair_steps(env_name))
-        else:
-          result = evaluation.evaluate(
-            env_name, rule, meta_params, config, _SEEDS.value, _ENV_STEPS.value, on_chunk
-          )
-          result_store.save(done, result)
-          agents += reporting.write_agents(_OUT.value, [result])
-          result = dataclasses.replace(result, params=None)  # Saved; free the memory.
-        results.append(result)
-  paths = reporting.write_all(_OUT.value, results)
+  # Every input is checked before anything runs or is written.
+  evaluation.validate_config(config)
+  pairs = runner.resolve_pairs(_AGENT.value, _RULE.value, config, _ALLOW_OFF_POLICY.value)
+  runner.validate_envs(_ENV.value)
+  results, paths, reused = runner.run(
+    pairs, _ENV.value, _SEEDS.value, _ENV_STEPS.value, _OUT.value, config, _RESUME.value, _PROGRESS.value
+  )
   print(reporting.summary_table(results))
   if reused:
-    print(f"reused {reused} of {len(results)} env x rule results from {_OUT.value}/{result_store.DIRNAME}")
-  print("wrote " + ", ".join(paths) + (f" and {len(agents)} agents in {_OUT.value}/agents" if agents else ""))
+    print(f"reused {reused} of {len(results)} results from {_OUT.value}/{result_store.DIRNAME}")
+  print("wrote " + ", ".join(paths))
 
 
 def main(argv: list[str]) -> None:
@@ -171,12 +121,13 @@ def main(argv: list[str]) -> None:
   try:
     run(argv)
   except (
-    UsageError,
-    registry.UnknownEnvironmentError,
+    runner.UsageError,
+    UnknownEnvironmentError,
     grid_world.SpecError,
-    rules_lib.UnknownRuleError,
-    evaluation.ConfigError,
-    rule_io.RuleLoadError,
+    agent_registry.UnknownAgentError,
+    rule_registry.RuleError,
+    agent_lib.ConfigError,
+    agent_lib.IncompatibleRuleError,
     checkpoint.CheckpointError,
     host.UnsupportedEnvironmentError,
     OSError,  # An unwritable --out.

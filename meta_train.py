@@ -19,7 +19,8 @@ import os
 from absl import app, flags, logging
 
 from environments import registry
-from lpg import checkpoint, cli, program
+from harness import checkpoint, cli
+from lpg import program
 from lpg.configs import meta_train as meta_train_config
 from lpg.launch import local
 from lpg.launch import ray as ray_launch

@@ -48,7 +48,16 @@ setup(
   description="Learned Policy Gradient: discovering reinforcement-learning update rules in JAX",
   python_requires=">=3.11",
   packages=find_packages(
-    include=["lpg", "lpg.*", "inner_agents", "inner_agents.*", "environments", "environments.*"]
+    include=[
+      "environments",
+      "environments.*",
+      "inner_agents",
+      "inner_agents.*",
+      "harness",
+      "harness.*",
+      "lpg",
+      "lpg.*",
+    ]
   ),
   py_modules=["meta_train", "meta_test"],
   # Rules shipped with the package (--rule=pretrained:NAME) and their training logs.

@@ -6,7 +6,7 @@
 raw: `ale_py.AtariVectorEnv` with the same settings as `environments.atari.AtariConfig`
 (84x84 grayscale, frame skip 4 with max-pooling, 4-frame stack, sticky actions 0.25,
 life-loss info), stepped with uniformly random actions (batched `step`, no agent).
-train: `inner_agents.host_training.HostTrainer` on `atari/<game>` with the Table 4 agent
+train: `inner_agents.drivers.host.HostTrainer` on `atari/<game>` with the Table 4 agent
 (C32-C64-C64-D512, Adam) and the `a2c` rule, T = 20: acting, env stepping and learning,
 with and without overlapping the env step and the update. Env steps/s (agent steps, each
 4 frames) are timed over about `--seconds` after a warm-up that compiles everything.
@@ -38,9 +38,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.envs import machine_info
 from environments import atari, registry
+from harness import config as meta_test_config
+from harness import evaluation
+from inner_agents.rules import registry as rules
 from inner_agents.types import Trajectory
-from lpg import evaluation, rules
-from lpg.configs import meta_test as meta_test_config
 
 TARGET_FRACTION = 0.7
 
@@ -66,10 +67,10 @@ def _a2c_trainer(game: str, num_envs: int, overlap: bool = True):
   """(env, trainer, hparams): meta_test's A2C on `atari/<game>` (Table 4's agent and settings)."""
   env_name = f"atari/{game}"
   config = meta_test_config.get_config()
-  rule = evaluation.test_rule(env_name, rules.make_rule("a2c"), config)
+  rule, _ = rules.resolve("a2c")
   env = registry.make_host(env_name, num_envs)
-  trainer = evaluation.make_host_trainer(env, rule, config, overlap=overlap)
-  return env, trainer, evaluation.hparams_for(rule, trainer.agent.optimizer, config, env_name)
+  trainer = evaluation.make_host_trainer(env, "actor_critic", rule, config, overlap=overlap)
+  return env, trainer, trainer.agent.hparams(rule)
 
 
 def bench_train(game: str, num_envs: int, seconds: float, overlap: bool) -> dict:
@@ -111,13 +112,16 @@ def compute_ceiling(game: str, num_envs: int, peak_flops: float) -> dict:
   env.close()
   state = agent.init(jax.random.PRNGKey(0), obs)
   key = jax.random.PRNGKey(1)
-  act_flops = _flops(trainer._act, state.params, obs, key)
-  _, out = trainer._act(state.params, obs, key)
+  act_flops = _flops(trainer._act, state, obs, key)
+  _, out = trainer._act(state, obs, key)
+  observation = jnp.stack([obs] * (unroll + 1))
   trajectory = Trajectory(
-    observation=jnp.stack([obs] * (unroll + 1)),
+    observation=observation,
     action=jnp.zeros((unroll, num_envs), jnp.int32),
     reward=jnp.zeros((unroll, num_envs), jnp.float32),
-    done=jnp.zeros((unroll, num_envs), jnp.float32),
+    discount=jnp.ones((unroll, num_envs), jnp.float32),
+    end=jnp.zeros((unroll, num_envs), jnp.float32),
+    final_observation=observation[1:],
   )
   outputs = jax.tree.map(lambda x: jnp.stack([x] * (unroll + 1)), out)
   learn_flops = _flops(trainer._learn, state, {}, hp, trajectory, outputs)

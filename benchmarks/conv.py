@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.envs import machine_info
 from environments import registry
 from inner_agents import networks
+from inner_agents.actor_critic import presets
 
 IMPLS = ("native", "patches")
 
@@ -108,8 +109,8 @@ def main() -> None:
   print(f"jax {info['jax_version']} on {info['device_kind']} ({info['cpu_count']} CPUs), {info['date']}")
   results = []
   for env in ("random_dense", "random_very_dense"):
-    preset = registry.preset(env)
     obs_shape = registry.make(env).observation_spec().shape
+    preset = presets.preset(env, registry.make(env).observation_spec())
     torso = {"conv_channels": preset.conv_channels, "mlp_sizes": preset.mlp_sizes}
     for case, fn in (("first_order", first_order), ("second_order", second_order)):
       row = {"case": case, "env": env, "obs_shape": list(obs_shape), "lifetimes": args.lifetimes}

@@ -9,8 +9,9 @@ that nothing is dead-code-eliminated. Compile time (`jit(...).lower(...).compile
 reported separately; steps/s is batch * steps over the best of `--repeats` timed calls,
 after one untimed warm-up call.
 
-A2C throughput: `inner_agents.training.Trainer` with the `a2c` rule and the registry's
-agent preset, 64 envs x 20 steps per update, over 3 seeds with `jax.lax.map` (faster
+A2C throughput: `inner_agents.drivers.on_policy.Trainer` with the `a2c` rule and the
+actor-critic agent's preset for the env (its Table 3 torso; the learning rate is the
+first of meta-training's bandit grid for the env), 64 envs x 20 steps per update, over 3 seeds with `jax.lax.map` (faster
 than vmap on CPU). Steps/s counts agent env-steps (acting and the learning update
 included) of all seeds, timed over enough 5-update chunks (one jitted call each) to
 take about `--a2c-seconds` (at least one chunk); compile_s is the chunk's compile time.
@@ -37,10 +38,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from environments import registry
 from environments.types import Environment
-from inner_agents.agent import make_agent
-from inner_agents.training import Trainer, TrainState
-from inner_agents.types import AgentHParams
-from lpg import rules
+from inner_agents.actor_critic import agent as actor_critic
+from inner_agents.drivers.on_policy import Trainer, TrainState
+from inner_agents.rules import registry as rules
+from lpg import program
+from lpg.configs import meta_train as meta_train_config
 
 # Minimum env-steps/s at batch 4096, per registry family.
 TARGETS = {"tabular_grid": 5e6, "random_grid": 1e6, "chain": 5e6}
@@ -117,14 +119,12 @@ def a2c_runner(name: str, chunk_updates: int) -> tuple[Callable, Callable, Train
   with `lax.map`.
   """
   env = registry.make(name)
-  preset = registry.preset(name)
-  rule = rules.make_rule("a2c")
-  agent = make_agent(
-    env.observation_spec(), env.num_actions, Y_SIZE, preset.optimizer, **preset.torso_kwargs()
-  )
+  rule, _ = rules.resolve("a2c")
+  config = actor_critic.ActorCriticConfig(y_size=Y_SIZE)
+  agent = actor_critic.make(name, env.observation_spec(), env.num_actions, config)
   trainer = Trainer(env, agent, rule, num_envs=A2C_NUM_ENVS, unroll_length=A2C_UNROLL)
-  hparams = AgentHParams(
-    learning_rate=preset.learning_rates[0],
+  hparams = actor_critic.HParams(
+    learning_rate=program.env_settings(meta_train_config.get_config(), name).learning_rates[0],
     y_cost=0.0,
     value_cost=rule.hparam_defaults["value_cost"],
     entropy_cost=rule.hparam_defaults["entropy_cost"],

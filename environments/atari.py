@@ -47,7 +47,7 @@ import numpy as np
 from dm_env import specs
 
 from environments import host
-from environments.registry import UnknownEnvironmentError
+from environments.errors import UnknownEnvironmentError
 from environments.types import TimeStep
 
 # Spellings of games that the separator-free lowercase key does not unify.
@@ -272,11 +272,12 @@ class AtariEnvironment(host.HostEnvironment):
     self._env.send(action[self._env_ids])  # ale-py maps the i-th action to env_ids[i].
     self._pending = True
 
-  def recv(self) -> tuple[TimeStep, host.Scores]:
+  def recv(self) -> host.HostStep:
     if not self._pending:
       raise RuntimeError(f"{self.name}: recv() without send()")
     obs, reward, terminated, truncated, info = self._env.recv()
     self._pending = False
+    raw_final = info.get("final_obs")  # ale-py's same-step auto-reset: the reset games' last frames
     obs, reward, terminated, truncated, lives, frame = self._batch(
       obs, info, reward, terminated, truncated, info["lives"], info["episode_frame_number"]
     )
@@ -293,7 +294,11 @@ class AtariEnvironment(host.HostEnvironment):
     if self.config.reward_clipping:
       reward = np.clip(raw_reward, -1.0, 1.0)
     timestep = host.transition_timestep(obs, reward, terminated, truncated)
-    return timestep, host.Scores(done=game_over, score=score)
+    final = obs
+    if raw_final is not None and game_over.any():  # A lost life goes on: only a reset game has a final frame.
+      (reset_frames,) = self._batch(raw_final, {"env_id": self._env_ids})
+      final = np.where(game_over.reshape(-1, 1, 1, 1), reset_frames, obs)
+    return host.HostStep(timestep, host.Scores(done=game_over, score=score), final)
 
   def close(self) -> None:
     if getattr(self, "_env", None) is not None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from environments import atari
 from environments.atari import camel_case, game_key, unknown_game_message
+from environments.errors import UnknownEnvironmentError
 
 # Game: (random, human), as in DQN Zoo's `_ATARI_DATA`.
 _ATARI_DATA = {
@@ -102,7 +103,7 @@ def _is_rom(game: str) -> bool:
   """Whether ale-py bundles `game` (False without ale-py)."""
   try:
     atari.rom_id(game)
-  except (ImportError, atari.UnknownEnvironmentError):
+  except (ImportError, UnknownEnvironmentError):
     return False
   return True
 

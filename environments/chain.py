@@ -165,17 +165,19 @@ class DelayedChain(types.Environment):
     observation = self._observe(next_state, words[2:])
     return next_state, types.transition_timestep(observation, reward, terminated, jnp.bool_(False))
 
-  def step(
+  def step_autoreset(
     self, state: ChainState, action: chex.Array, params: ChainParams
-  ) -> tuple[ChainState, types.TimeStep]:
-    """`Environment.step`, specialised to draw randomness once: the next episode's state
-    takes the next key, and its observation the noise words of this step's (only one of
-    each pair is ever used). Without a reset the transition is exactly `step_env`'s."""
-    next_state, reward, terminated, words = self._transition(state, action, params)
-    reset_state = self._initial_state(next_state.key, words[1])
-    next_state = jax.tree.map(lambda r, n: jnp.where(terminated, r, n), reset_state, next_state)
+  ) -> tuple[ChainState, types.TimeStep, chex.Array]:
+    """`Environment.step_autoreset`, specialised to draw randomness once: the next
+    episode's state takes the next key, and its observation the noise words of this
+    step's (only one of each pair is ever used). Without a reset the transition is
+    exactly `step_env`'s. `step` observes once: the final observation is dead code there."""
+    reached, reward, terminated, words = self._transition(state, action, params)
+    reset_state = self._initial_state(reached.key, words[1])
+    next_state = jax.tree.map(lambda r, n: jnp.where(terminated, r, n), reset_state, reached)
     observation = self._observe(next_state, words[2:])
-    return next_state, types.transition_timestep(observation, reward, terminated, jnp.bool_(False))
+    ts = types.transition_timestep(observation, reward, terminated, jnp.bool_(False))
+    return next_state, ts, self._observe(reached, words[2:])
 
   def _observe(self, state: ChainState, noise_words: chex.Array) -> chex.Array:
     if self.spec.observation == "tabular":

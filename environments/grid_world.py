@@ -329,6 +329,10 @@ class GridWorld(types.Environment):
     return self.spec.num_actions
 
   @property
+  def max_episode_steps(self) -> int:
+    return self.spec.max_steps
+
+  @property
   def num_objects(self) -> int:
     return len(self.spec.objects)
 
@@ -528,19 +532,19 @@ class GridWorld(types.Environment):
     ts = types.transition_timestep(self._observe(next_state), reward, terminated, truncated)
     return next_state, ts
 
-  def step(
+  def step_autoreset(
     self, state: GridState, action: chex.Array, params: GridParams
-  ) -> tuple[GridState, types.TimeStep]:
-    """`Environment.step`, specialised to draw randomness once: the respawn draw and the
-    reset draw share random words, and the next episode's state the next key (only one
-    of each pair is ever used), and the observation is computed once. Without a reset
-    the transition is exactly `step_env`'s."""
-    next_state, reward, terminated, truncated, cell_words = self._transition(state, action)
-    reset_state = self._initial_state(next_state.key, cell_words, params)
+  ) -> tuple[GridState, types.TimeStep, chex.Array]:
+    """`Environment.step_autoreset`, specialised to draw randomness once: the respawn draw
+    and the reset draw share random words, and the next episode's state the next key
+    (only one of each pair is ever used). Without a reset the transition is exactly
+    `step_env`'s. `step` observes once: the final observation is dead code there."""
+    reached, reward, terminated, truncated, cell_words = self._transition(state, action)
+    reset_state = self._initial_state(reached.key, cell_words, params)
     last = terminated | truncated
-    next_state = jax.tree.map(lambda r, n: jnp.where(last, r, n), reset_state, next_state)
+    next_state = jax.tree.map(lambda r, n: jnp.where(last, r, n), reset_state, reached)
     ts = types.transition_timestep(self._observe(next_state), reward, terminated, truncated)
-    return next_state, ts
+    return next_state, ts, self._observe(reached)
 
   def _observe(self, state: GridState) -> chex.Array:
     if self.spec.observation == "tabular":

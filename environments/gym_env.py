@@ -20,7 +20,7 @@ from dm_env import specs
 from gymnasium import spaces
 
 from environments import host
-from environments.registry import UnknownEnvironmentError
+from environments.errors import UnknownEnvironmentError
 from environments.types import TimeStep
 
 
@@ -131,17 +131,24 @@ class GymEnvironment(host.HostEnvironment):
       raise RuntimeError(f"{self.name}: send() twice without recv()")
     self._action = self._check_action(action).astype(np.int64) + int(self._act_space.start)
 
-  def recv(self) -> tuple[TimeStep, host.Scores]:
+  def recv(self) -> host.HostStep:
     if self._action is None:
       raise RuntimeError(f"{self.name}: recv() without send()")
-    obs, reward, terminated, truncated, _ = self._env.step(self._action)
+    obs, reward, terminated, truncated, info = self._env.step(self._action)
     self._action = None
     reward = np.asarray(reward, np.float64)
     last = np.asarray(terminated, bool) | np.asarray(truncated, bool)
     self._returns += reward
     scores = host.Scores(done=last, score=np.where(last, self._returns, 0.0))
     self._returns[last] = 0.0
-    return host.transition_timestep(self._observation(obs), reward, terminated, truncated), scores
+    observation = self._observation(obs)
+    final = observation
+    if last.any():  # Gymnasium's same-step auto-reset keeps the episodes' last observations.
+      ended = np.asarray(info["_final_obs"], bool)
+      final_obs = np.stack([info["final_obs"][i] if ended[i] else obs[i] for i in range(self.num_envs)])
+      final = self._observation(final_obs.astype(np.asarray(obs).dtype, copy=False))
+    ts = host.transition_timestep(observation, reward, terminated, truncated)
+    return host.HostStep(ts, scores, final)
 
   def close(self) -> None:
     if getattr(self, "_env", None) is not None:

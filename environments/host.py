@@ -6,13 +6,15 @@ JAX-native environments, in numpy:
 
   ts = env.reset(seed)                 # FIRST, reward 0, discount 1
   env.send(action)                     # int32 [B]; starts the step (async where possible)
-  ts, scores = env.recv()              # finishes it; or `ts, scores = env.step(action)`
+  ts, scores, final = env.recv()       # finishes it; or `env.step(action)`
 
 Auto-reset is same-step, as in the JAX envs: on the step that ends an episode, step_type
 is LAST with that transition's reward and discount (0 on termination, 1 on a time-limit
 truncation) and the observation is the first one of the next episode; every other step
-is MID. `Scores` reports what evaluation counts, which can differ from what learning sees:
-for Atari a scored episode is a whole game (not one life) and its score is unclipped.
+is MID. `final_observation` is the observation each env reached before any reset (what a
+learner bootstraps from at a truncation; the TimeStep's where no episode ended). `Scores`
+reports what evaluation counts, which can differ from what learning sees: for Atari a
+scored episode is a whole game (not one life) and its score is unclipped.
 
 Observations: vectors are float32 [B, D]; images are uint8 channels-last [B, H, W, C].
 """
@@ -41,6 +43,19 @@ class Scores(NamedTuple):
 
   done: np.ndarray
   score: np.ndarray
+
+
+class HostStep(NamedTuple):
+  """What `recv` returns for one step of the B envs.
+
+  timestep: the batched TimeStep (after a LAST step, the next episode's first observation).
+  scores: the scored episodes that ended at this step.
+  final_observation: [B, ...] the observation each env reached before any auto-reset.
+  """
+
+  timestep: TimeStep
+  scores: Scores
+  final_observation: np.ndarray
 
 
 def first_timestep(observation: np.ndarray) -> TimeStep:
@@ -111,10 +126,11 @@ class HostEnvironment(abc.ABC):
     """Starts a step with int32 [B] actions (asynchronously where the backend allows)."""
 
   @abc.abstractmethod
-  def recv(self) -> tuple[TimeStep, Scores]:
-    """Finishes the step started by `send`: the batched TimeStep and the episodes scored."""
+  def recv(self) -> HostStep:
+    """Finishes the step started by `send`: the batched TimeStep, the episodes scored and
+    the observations reached before any auto-reset."""
 
-  def step(self, action: np.ndarray) -> tuple[TimeStep, Scores]:
+  def step(self, action: np.ndarray) -> HostStep:
     """`send` then `recv`."""
     self.send(action)
     return self.recv()

@@ -11,9 +11,12 @@ so a population of lifetimes x envs is one `jax.vmap` and a rollout is one `lax.
 `TimeStep` follows dm_env's fields. On the step that ends an episode, `step` returns
 step_type LAST with that step's reward and discount (0 on termination, 1 on a time-limit
 truncation, as dm_env does) and the *first observation of the next episode*, which was
-reset in the same call (the usual auto-reset of batched JAX RL). Learners therefore
-treat every LAST step as the end of the episode (the LPG paper's d_t). `step_env` is the
-same transition without the auto-reset, for the dm_env adapter.
+reset in the same call (the usual auto-reset of batched JAX RL). A LAST step ends the
+episode (the LPG paper's d_t); its discount tells a termination (0: nothing to bootstrap
+from) from a time-limit truncation (1: the return goes on, bootstrap from the state
+reached). `step_autoreset` also returns that state's observation (before the reset), so
+that a learner can bootstrap at a truncation. `step_env` is the same transition without
+the auto-reset, for the dm_env adapter.
 """
 
 from __future__ import annotations
@@ -125,6 +128,13 @@ class Environment(abc.ABC):
   def num_actions(self) -> int:
     """Size of the discrete action set."""
 
+  @property
+  def max_episode_steps(self) -> int | None:
+    """The time limit that truncates episodes (LAST with discount 1), or None if episodes
+    end only by termination. Learners that bootstrap at truncations use it to know whether
+    they need the state a truncated episode reached, and how often one can occur."""
+    return None
+
   def action_spec(self) -> specs.DiscreteArray:
     return specs.DiscreteArray(self.num_actions, dtype=jnp.int32, name="action")
 
@@ -141,6 +151,13 @@ class Environment(abc.ABC):
     and the TimeStep is LAST with this transition's reward and discount but the new
     episode's first observation.
     """
+    state, ts, _ = self.step_autoreset(state, action, params)
+    return state, ts
+
+  def step_autoreset(self, state: Any, action: chex.Array, params: Any) -> tuple[Any, TimeStep, chex.Array]:
+    """`step`, also returning the observation of the state the transition reached,
+    before any reset: the final observation of an episode that ends here (what a
+    learner bootstraps from at a truncation), else the same as the TimeStep's."""
     next_state, ts = self.step_env(state, action, params)
     key, reset_key = jax.random.split(next_state.key)
     next_state = next_state.replace(key=key)
@@ -148,7 +165,7 @@ class Environment(abc.ABC):
     last = ts.last()
     state = jax.tree.map(lambda r, n: jnp.where(last, r, n), reset_state, next_state)
     observation = jnp.where(last, reset_ts.observation, ts.observation)
-    return state, ts._replace(observation=observation)
+    return state, ts._replace(observation=observation), ts.observation
 
   def describe(self) -> str:
     """One line describing the environment (for `meta_test.py --list`)."""

@@ -17,6 +17,10 @@ vmap), which benchmarks/conv.py measures 2.2-3.5x faster for vmapped grid-world 
 TPU) the native convolution (not measured). Both have hk.Conv2D's parameters (names, shapes,
 initialisation), so either reads the other's checkpoints; `conv_impl` forces one.
 
+With `baseline=True` the network also has the LPG paper's Eq. 7 head f(s) (a table entry
+or a linear head on the torso, made after the others so that their initial values do not
+change), which regresses onto pi_hat at meta-test.
+
 Initialisation (p(theta_0) is unspecified in the paper): the policy head starts at zero,
 so every agent starts from the uniform policy (and the `random` rule stays uniform); the
 value head of a table starts at zero; y-table entries start N(0, 0.1^2) so that predictions
@@ -53,16 +57,18 @@ def num_states(obs_spec: specs.Array) -> int:
 class TableNet(hk.Module):
   """Per-state tables: obs int32 [...] -> AgentOutput with leading dims [...]."""
 
-  def __init__(self, num_states: int, num_actions: int, y_size: int):
+  def __init__(self, num_states: int, num_actions: int, y_size: int, baseline: bool = False):
     super().__init__(name="table")
     self._shape = (num_states, num_actions, y_size)
+    self._baseline = baseline
 
   def __call__(self, obs: chex.Array) -> AgentOutput:
     n, a, m = self._shape
     pi = hk.get_parameter("logits", (n, a), init=jnp.zeros)
     y = hk.get_parameter("y_logits", (n, m), init=hk.initializers.RandomNormal(Y_TABLE_INIT_STD))
     v = hk.get_parameter("value", (n,), init=jnp.zeros)
-    return AgentOutput(logits=pi[obs], y_logits=y[obs], value=v[obs])
+    f = hk.get_parameter("baseline", (n,), init=jnp.zeros)[obs] if self._baseline else None
+    return AgentOutput(logits=pi[obs], y_logits=y[obs], value=v[obs], baseline=f)
 
 
 class ConvLayer(NamedTuple):
@@ -136,8 +142,10 @@ class TorsoNet(hk.Module):
     mlp_sizes: tuple[int, ...],
     padding: str = "SAME",
     conv_impl: str = "auto",
+    baseline: bool = False,
   ):
     super().__init__(name="torso_net")
+    self._baseline = baseline
     self._conv_impl = resolve_conv_impl(conv_impl, jax.default_backend())
     self._obs_rank = obs_rank
     self._num_actions = num_actions
@@ -163,7 +171,8 @@ class TorsoNet(hk.Module):
     logits = hk.Linear(self._num_actions, w_init=jnp.zeros, name="policy")(x)
     y_logits = hk.Linear(self._y_size, name="y")(x)
     value = hk.Linear(1, name="value")(x)[:, 0]
-    out = AgentOutput(logits=logits, y_logits=y_logits, value=value)
+    f = hk.Linear(1, name="baseline")(x)[:, 0] if self._baseline else None
+    out = AgentOutput(logits=logits, y_logits=y_logits, value=value, baseline=f)
     return jax.tree.map(lambda t: t.reshape(batch_shape + t.shape[1:]), out)
 
 
@@ -177,16 +186,18 @@ def make_network(
   conv_strides: tuple[int, ...] = (),
   conv_padding: str = "SAME",
   conv_impl: str = "auto",
+  baseline: bool = False,
 ) -> hk.Transformed:
   """The agent network for `obs_spec`; apply(params, obs [..., *obs_shape]) -> AgentOutput.
 
   conv_impl: how conv layers compute (module doc): auto, native (lax conv) or patches.
+  baseline: also the Eq. 7 head f(s) (module doc).
   """
   if is_tabular(obs_spec):
     n = num_states(obs_spec)
 
     def forward(obs):
-      return TableNet(n, num_actions, y_size)(obs)
+      return TableNet(n, num_actions, y_size, baseline)(obs)
 
   else:
     rank = len(obs_spec.shape)
@@ -197,6 +208,8 @@ def make_network(
     convs = conv_layers(tuple(conv_channels), tuple(conv_kernels), tuple(conv_strides))
 
     def forward(obs):
-      return TorsoNet(rank, num_actions, y_size, convs, tuple(mlp_sizes), conv_padding, conv_impl)(obs)
+      return TorsoNet(rank, num_actions, y_size, convs, tuple(mlp_sizes), conv_padding, conv_impl, baseline)(
+        obs
+      )
 
   return hk.without_apply_rng(hk.transform(forward))

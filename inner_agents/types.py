@@ -1,4 +1,4 @@
-"""Data that flows between environments, inner agents and update rules."""
+"""Data that flows between environments, drivers, inner agents and update rules."""
 
 from __future__ import annotations
 
@@ -8,46 +8,54 @@ import chex
 
 
 class AgentOutput(NamedTuple):
-  """What an inner agent predicts for a batch of observations [...].
+  """What a policy agent predicts for a batch of observations [...].
 
   logits: [..., A] policy logits.
   y_logits: [..., m] logits of the categorical prediction y (LPG's y = softmax(y_logits)).
-  value: [...] scalar state value (used by value-based rules such as A2C).
+  value: [...] scalar state value v(s) (its critic; used by value-based rules such as A2C).
+  baseline: [...] or None, the LPG paper's Eq. 7 head f(s), which regresses onto pi_hat
+    and is subtracted from it at meta-test (None where the agent has no such head).
   """
 
   logits: chex.Array
   y_logits: chex.Array
   value: chex.Array
+  baseline: chex.Array | None = None
+
+
+class Truncations(NamedTuple):
+  """The states a trajectory's truncated episodes reached (cut by a time limit), compactly:
+  K entries, K static (a bound on how many a [T, B] trajectory can hold).
+
+  index: int32 [K] flat indices t * B + b of truncated steps; entries past the real ones
+    repeat a real one (or step 0), with its observation, so a scatter by index is exact
+    where a step was truncated.
+  observation: [K, ...] the observations those steps reached, before the auto-reset.
+  """
+
+  index: chex.Array
+  observation: chex.Array
 
 
 class Trajectory(NamedTuple):
-  """T steps of B environments, time-major.
+  """T steps of B environments, time-major, as an on-policy driver records them.
 
-  observation: [T+1, B, ...] s_0 .. s_T; s_T is the bootstrap observation. After a LAST
-    step, the next observation is the first of the next episode (auto-reset).
+  observation: [T+1, B, ...] s_0 .. s_T; s_T is the bootstrap observation. After a step
+    that ends an episode, the next observation is the first of the next episode (auto-reset).
   action: int32 [T, B] a_t.
   reward: float32 [T, B] r_{t+1}, the reward for taking a_t in s_t.
-  done: float32 [T, B] 1 where the step after a_t ended the episode (the paper's d_t).
+  discount: float32 [T, B] the environment's discount after a_t: 0 where the episode
+    terminated (nothing to bootstrap from), 1 otherwise, including a time-limit truncation.
+  end: float32 [T, B] 1 where the episode ended after a_t, terminated or truncated (the LPG
+    paper's d_t): no return and no backward recurrence crosses it.
+  truncations: where episodes were truncated (`end` with a nonzero discount), the
+    observations they reached (`Truncations`), which a learner bootstraps from; None where
+    the driver recorded none (nobody bootstraps, no time limit, or none happened).
   """
 
   observation: chex.Array
   action: chex.Array
   reward: chex.Array
-  done: chex.Array
-
-
-class AgentHParams(NamedTuple):
-  """Per-lifetime agent hyperparameters (arrays, so populations can vmap over them).
-
-  learning_rate: alpha_lr.
-  y_cost: alpha_y, weight of KL(y || y_hat).
-  value_cost: weight of the value regression 1/2 (v - v_hat)^2 (rules with value targets).
-  entropy_cost: weight of the policy-entropy bonus (A2C; 0 for LPG, as in the paper).
-  discount: the lifetime's gamma, given to the rule.
-  """
-
-  learning_rate: chex.Numeric
-  y_cost: chex.Numeric
-  value_cost: chex.Numeric
-  entropy_cost: chex.Numeric
-  discount: chex.Numeric
+  discount: chex.Array
+  end: chex.Array
+  truncations: Truncations | None = None

@@ -15,7 +15,8 @@ import re
 import shutil
 import sys
 
-from lpg import checkpoint, rule_io
+from harness import checkpoint
+from lpg import rule_io
 
 LOGS = ("metrics.jsonl", "meta_train.png", "config.json", "eval.jsonl")
 

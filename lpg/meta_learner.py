@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from inner_agents.training import TrainState, UpdateMetrics
+from inner_agents.drivers.on_policy import TrainState, UpdateMetrics
 from inner_agents.types import Trajectory
 from lpg import meta_objective
 from lpg.bandit import BanditState
@@ -87,12 +87,13 @@ def lifetime_meta_loss(
   # Validation rollout: act with theta_K (no gradient through acting), then differentiate
   # the meta-objective through theta_K's log-probabilities and entropies.
   train, traj_v, _, rstats = trainer.act(train)
-  critic_values = pop.critic.apply(lifetime.critic.params, traj_v.observation).value
+  values, bootstrap = meta_objective.critic_values(pop.critic, lifetime.critic.params, traj_v)
   loss, stats = meta_objective.meta_loss(
     trainer.agent,
     train.agent.params,
     traj_v,
-    jax.lax.stop_gradient(critic_values),
+    jax.lax.stop_gradient(values),
+    jax.lax.stop_gradient(bootstrap),
     lifetime.hparams.discount,
     lifetime.policy_entropy_cost,
     jnp.mean(pi_hat_sq),

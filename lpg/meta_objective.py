@@ -13,7 +13,9 @@ gamma bootstrapped by the critic (lambda configurable, 0.95 by default, as in th
 re-implementation) on a fresh T-step rollout of theta_K, optionally normalised per lifetime
 (on by default: lifetimes of different envs have returns of very different scales, and
 the meta-gradient is averaged over them); the critic is trained by regression on the same
-lambda-returns over the K inner rollouts and the validation rollout.
+lambda-returns over the K inner rollouts and the validation rollout. A return stops at
+every episode end; an episode cut by a time limit (the grid worlds' max steps)
+bootstraps from the critic's value of the state it reached, one that terminated does not.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import chex
 import haiku as hk
 import jax
 import jax.numpy as jnp
-import rlax
 
-from inner_agents.agent import ActorCriticAgent, AgentState, Targets, entropy
-from inner_agents.types import AgentHParams, Trajectory
+from inner_agents.actor_critic.agent import ActorCriticAgent, AgentState
+from inner_agents.bootstrap import bootstrap_values
+from inner_agents.losses import entropy, log_prob
+from inner_agents.rules.a2c import lambda_returns
+from inner_agents.types import Trajectory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,21 +56,37 @@ class MetaLossStats(NamedTuple):
   advantage_std: chex.Array
 
 
-def critic_returns(
-  trajectory: Trajectory, values: chex.Array, gamma: chex.Numeric, lambda_: float
+def critic_values(
+  critic: ActorCriticAgent, params: hk.Params, trajectory: Trajectory
+) -> tuple[chex.Array, chex.Array]:
+  """The critic's values [T+1, B] on trajectory.observation, and the values [T, B] to
+  bootstrap from after each step: v(s_{t+1}), or, where an episode was truncated, v of the
+  state it reached (`trajectory.truncations`; `inner_agents.bootstrap`)."""
+  values = critic.apply(params, trajectory.observation).value
+  return values, _bootstrap(critic, params, trajectory, values)
+
+
+def _bootstrap(
+  critic: ActorCriticAgent, params: hk.Params, trajectory: Trajectory, values: chex.Array
 ) -> chex.Array:
-  """lambda-returns [T, B] of a trajectory, bootstrapped by critic values [T+1, B]."""
-  discount_t = gamma * (1.0 - trajectory.done)
-  return jax.vmap(rlax.lambda_returns, in_axes=(1, 1, 1, None), out_axes=1)(
-    trajectory.reward, discount_t, values[1:], lambda_
-  )
+  return bootstrap_values(lambda obs: critic.apply(params, obs).value, trajectory, values[1:])
+
+
+def critic_returns(
+  trajectory: Trajectory, bootstrap: chex.Array, gamma: chex.Numeric, lambda_: float
+) -> chex.Array:
+  """lambda-returns [T, B] of a trajectory [T, B], bootstrapped by critic values [T, B]
+  (`critic_values`), as A2C's (`inner_agents.rules.a2c.lambda_returns`)."""
+  discount_t = gamma * trajectory.discount
+  return lambda_returns(trajectory.reward, discount_t, trajectory.end, bootstrap, lambda_)
 
 
 def meta_loss(
   agent: ActorCriticAgent,
   params_k: hk.Params,
   trajectory: Trajectory,
-  critic_values: chex.Array,
+  values: chex.Array,
+  bootstrap: chex.Array,
   gamma: chex.Numeric,
   policy_entropy_cost: chex.Numeric,
   pi_hat_sq: chex.Array,
@@ -79,22 +99,21 @@ def meta_loss(
     agent: the inner agent.
     params_k: theta_K, a differentiable function of eta.
     trajectory: a validation rollout [T, B] acted by theta_K.
-    critic_values: [T+1, B] the critic's values on trajectory.observation (constants).
+    values, bootstrap: [T+1, B] and [T, B] the critic's `critic_values` (constants).
     gamma: the lifetime's discount.
     policy_entropy_cost: beta0 of the lifetime.
     pi_hat_sq: mean of pi_hat^2 over the K inner updates (a function of eta).
     y_hat_sq: mean of ||y_hat||^2 over the K inner updates (a function of eta).
     config: beta1..beta3 and the advantage settings.
   """
-  returns = critic_returns(trajectory, critic_values, gamma, config.critic_lambda)
-  advantage = returns - critic_values[:-1]
+  returns = critic_returns(trajectory, bootstrap, gamma, config.critic_lambda)
+  advantage = returns - values[:-1]
   adv_std = jnp.std(advantage)
   if config.normalize_advantages:
     advantage = (advantage - jnp.mean(advantage)) / (adv_std + 1e-6)
   advantage = jax.lax.stop_gradient(advantage)
   out = agent.apply(params_k, trajectory.observation[:-1])  # [T, B, ...]
-  log_pi = jax.nn.log_softmax(out.logits)
-  log_pi_a = jnp.take_along_axis(log_pi, trajectory.action[..., None], axis=-1)[..., 0]
+  log_pi_a = log_prob(out.logits, trajectory.action)
   policy_objective = jnp.mean(log_pi_a * advantage)
   h_pi = jnp.mean(entropy(out.logits))
   h_y = jnp.mean(entropy(out.y_logits))
@@ -133,8 +152,8 @@ def critic_update(
 ) -> tuple[AgentState, chex.Array]:
   """One regression step of the critic's value head toward lambda-returns.
 
-  The critic is an ActorCriticAgent of which only the value head is trained (its policy
-  and y heads get zero targets and zero weight), updated by the agent's own `update`.
+  The critic has the agent's network, of which only the value head is trained, with the
+  agent's optimiser.
 
   Args:
     trajectories: [N, T, B] trajectories (e.g. the K inner rollouts and the validation
@@ -143,10 +162,13 @@ def critic_update(
     The new critic state and the value loss 1/2 mean (v - G)^2 before the step.
   """
   values = critic.apply(state.params, trajectories.observation).value  # [N, T+1, B]
-  returns = jax.vmap(critic_returns, in_axes=(0, 0, None, None))(trajectories, values, gamma, lambda_)
-  hparams = AgentHParams(
-    learning_rate=learning_rate, y_cost=0.0, value_cost=1.0, entropy_cost=0.0, discount=gamma
-  )
-  targets = Targets(pi_hat=jnp.zeros_like(merge_batches(returns)), value_target=merge_batches(returns))
-  state, stats = critic.update(state, jax.tree.map(merge_batches, trajectories), targets, hparams)
-  return state, stats.value_loss
+  bootstrap = jax.vmap(lambda tr, v: _bootstrap(critic, state.params, tr, v))(trajectories, values)
+  returns = jax.vmap(critic_returns, in_axes=(0, 0, None, None))(trajectories, bootstrap, gamma, lambda_)
+  returns = merge_batches(returns)  # [T, N * B]
+  observations = merge_batches(trajectories.observation[:, :-1])  # [T, N * B, ...]
+
+  def value_loss(params):
+    return 0.5 * jnp.mean(jnp.square(critic.apply(params, observations).value - returns))
+
+  loss, grads = jax.value_and_grad(value_loss)(state.params)
+  return critic.apply_gradients(state, grads, learning_rate), loss

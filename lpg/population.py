@@ -29,9 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from inner_agents.agent import ActorCriticAgent, AgentState
-from inner_agents.training import Trainer, TrainState, final_return
-from inner_agents.types import AgentHParams
+from inner_agents.actor_critic.agent import ActorCriticAgent, AgentState, HParams
+from inner_agents.drivers.on_policy import Trainer, TrainState
+from inner_agents.drivers.runs import final_return
 from lpg import bandit as bandit_lib
 
 
@@ -53,7 +53,7 @@ class Lifetime(NamedTuple):
   """One lifetime (batched [L] in a population).
 
   train: the agent, its envs and PRNG key.  critic: the meta-objective's value function.
-  arm: int32, the bandit arm that chose (alpha_lr, alpha_y).  hparams: AgentHParams.
+  arm: int32, the bandit arm that chose (alpha_lr, alpha_y).  hparams: the agent's HParams.
   policy_entropy_cost: beta0.  steps: env steps taken.  budget: env steps it may take.
   ended: bool, it ended in the last meta-step and restarts at the start of the next.
   key: the PRNG key its successor is drawn from.
@@ -62,7 +62,7 @@ class Lifetime(NamedTuple):
   train: TrainState
   critic: AgentState
   arm: chex.Array
-  hparams: AgentHParams
+  hparams: HParams
   policy_entropy_cost: chex.Array
   steps: chex.Array
   budget: chex.Array
@@ -92,7 +92,8 @@ class Population:
   """L lifetimes of `trainer`'s agent on `trainer`'s env.
 
   Attributes:
-    trainer: env, agent, rule, envs per lifetime and unroll length.
+    trainer: env, agent, rule, envs per lifetime and unroll length; its rollouts record the
+      final observations the critic bootstraps from (`final_observations=True`).
     critic: the meta-objective's value network (same torso as the agent).
     arms: float [num_arms, 2] the (alpha_lr, alpha_y) grid of the bandit.
     num_lifetimes: L.
@@ -114,7 +115,7 @@ class Population:
     arms = jnp.asarray(self.arms, jnp.float32)
     gamma = jax.random.choice(gamma_key, jnp.asarray(self.config.discounts, jnp.float32))
     beta0 = jax.random.choice(beta_key, jnp.asarray(self.config.policy_entropy_costs, jnp.float32))
-    hparams = AgentHParams(
+    hparams = HParams(
       learning_rate=arms[arm, 0],
       y_cost=arms[arm, 1],
       value_cost=jnp.zeros(()),
@@ -179,7 +180,7 @@ class Population:
     no episode finished).
     """
     ended = (lifetimes.steps >= lifetimes.budget) | (policy_entropy < self.config.entropy_collapse)
-    finals = jax.vmap(final_return)(lifetimes.train)
+    finals = jax.vmap(lambda train: final_return(train.actor.last_return))(lifetimes.train)
     # A lifetime whose episodes never finished has no return to report: the bandit skips it.
     report = BanditReport(lifetimes.arm, jnp.nan_to_num(finals), ended & jnp.isfinite(finals))
     return lifetimes._replace(ended=ended), report, finals

@@ -5,7 +5,8 @@ Nodes (each a bundle of pure, jittable functions; the launcher decides where the
     the summed meta-gradient of the current eta over them (`lpg.meta_learner.MetaGradient`).
   * MetaLearnerNode: averages workers' meta-gradients, clips, takes Adam steps on eta and
     feeds each training env's bandit with the lifetimes that ended.
-  * Evaluator: trains fresh agents with a frozen eta on held-out envs (`lpg.evaluation`).
+  * Evaluator: trains fresh agents with a frozen eta on held-out envs (`harness.evaluation`,
+    the meta-test's own path).
 `lpg/launch/local.py` runs all of them in one process, fusing a worker step and a learner
 step into one jitted call; `lpg/launch/ray.py` places them on a Ray cluster.
 """
@@ -21,12 +22,16 @@ import jax
 import ml_collections
 
 from environments import registry
-from inner_agents.agent import make_agent
-from inner_agents.training import Trainer
-from lpg import bandit, evaluation, meta_learner, meta_objective, population, rules
+from harness import config as meta_test_config
+from harness import evaluation
+from inner_agents.actor_critic import agent as actor_critic
+from inner_agents.agent import ConfigError
+from inner_agents.drivers.on_policy import Trainer
+from lpg import bandit, meta_learner, meta_objective, population
 from lpg.network import LPGNetworkConfig
+from lpg.rule import LPGRule
 
-ConfigError = evaluation.ConfigError  # One error type for invalid config values.
+AGENT = actor_critic.SPEC.name  # LPG meta-trains the paper's agent.
 
 
 def env_list(text: str) -> list[str]:
@@ -75,38 +80,49 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError("config.train_envs is empty")
   for name in env_list(config.train_envs) + env_list(config.eval_envs):
     registry.entry(name)  # UnknownEnvironmentError names the valid choices.
+  for name in env_list(config.train_envs):
+    settings = env_settings(config, name)
+    for field in ("learning_rates", "y_costs"):
+      grid = settings[field]
+      if not grid or not all(isinstance(x, int | float) and x > 0 for x in grid):
+        raise ConfigError(f"config.env_settings: {name}'s {field} must be positive numbers, got {grid!r}")
+    if not isinstance(settings.lifetime_steps, int) or settings.lifetime_steps < 1:
+      raise ConfigError(f"config.env_settings: {name}'s lifetime_steps must be a positive integer")
 
 
-def make_rule(config: ml_collections.ConfigDict) -> rules.LPGRule:
-  return rules.LPGRule(LPGNetworkConfig(config.lpg.hidden_size, config.lpg.phi_size, config.lpg.y_size))
+def env_settings(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
+  """Table 3's bandit grid and lifetime budget for training env `name` (by name, else family)."""
+  for key in (name, registry.family(name)):
+    if key in config.env_settings:
+      return config.env_settings[key]
+  raise ConfigError(
+    f"config.env_settings has no entry for {name} or its family {registry.family(name)}; "
+    f"it has {', '.join(config.env_settings)}"
+  )
 
 
-def _population(
-  name: str, rule: rules.UpdateRule, config: ml_collections.ConfigDict
-) -> population.Population:
+def make_rule(config: ml_collections.ConfigDict) -> LPGRule:
+  return LPGRule(LPGNetworkConfig(config.lpg.hidden_size, config.lpg.phi_size, config.lpg.y_size))
+
+
+def _population(name: str, rule: LPGRule, config: ml_collections.ConfigDict) -> population.Population:
   env = registry.make(name)
-  preset = registry.preset(name)
-
-  def agent():
-    return make_agent(
-      env.observation_spec(),
-      env.num_actions,
-      config.lpg.y_size,
-      preset.optimizer,
-      **preset.torso_kwargs(),
-    )
-
+  agent = actor_critic.make(
+    name, env.observation_spec(), env.num_actions, actor_critic.ActorCriticConfig(y_size=config.lpg.y_size)
+  )
+  settings = env_settings(config, name)
   critic_lr = (
-    config.critic_learning_rate_sgd if preset.optimizer == "sgd" else config.critic_learning_rate_adam
+    config.critic_learning_rate_sgd if agent.optimizer == "sgd" else config.critic_learning_rate_adam
   )
   return population.Population(
-    trainer=Trainer(env, agent(), rule, config.num_envs, config.unroll_length),
-    critic=agent(),
-    arms=bandit.arm_grid(preset.learning_rates, preset.y_costs),
+    # The critic bootstraps where a time limit cut an episode (the rule does not).
+    trainer=Trainer(env, agent, rule, config.num_envs, config.unroll_length, final_observations=True),
+    critic=agent,  # The critic has the agent's network (its value head only is trained).
+    arms=bandit.arm_grid(tuple(settings.learning_rates), tuple(settings.y_costs)),
     num_lifetimes=config.lifetimes_per_env,
     critic_learning_rate=critic_lr,
     config=population.PopulationConfig(
-      lifetime_steps=config.lifetime_steps or preset.lifetime_steps,
+      lifetime_steps=config.lifetime_steps or settings.lifetime_steps,
       entropy_collapse=config.entropy_collapse,
       bandit_tau=config.bandit_tau,
       bandit_rho=config.bandit_rho,
@@ -144,7 +160,7 @@ class MetaLearnerNode:
   """Owns eta, its optimiser and the bandits; applies workers' outputs."""
 
   learner: meta_learner.MetaLearner
-  rule: rules.LPGRule
+  rule: LPGRule
   num_envs: int
 
   def init(self, key: chex.PRNGKey) -> meta_learner.MetaLearnerState:
@@ -171,7 +187,7 @@ class MetaLearnerNode:
 class Evaluator:
   """Trains fresh agents with a frozen eta on held-out envs."""
 
-  rule: rules.LPGRule
+  rule: LPGRule
   envs: tuple[str, ...]
   config: ml_collections.ConfigDict  # a meta_test config
   seeds: int
@@ -179,7 +195,8 @@ class Evaluator:
 
   def evaluate(self, eta: Any) -> list[evaluation.EvalResult]:
     return [
-      evaluation.evaluate(env, self.rule, eta, self.config, self.seeds, self.env_steps) for env in self.envs
+      evaluation.evaluate(env, AGENT, self.rule, eta, self.config, self.seeds, self.env_steps)
+      for env in self.envs
     ]
 
 
@@ -226,14 +243,11 @@ def build(config: ml_collections.ConfigDict) -> Program:
   )
   mg = meta_learner.MetaGradient(pops, config.num_inner_updates, objective)
   learner = meta_learner.MetaLearner(config.meta_learning_rate, config.max_grad_norm)
-  from lpg.configs import meta_test as meta_test_config
-
   eval_config = meta_test_config.get_config()
-  with eval_config.unlocked():
-    eval_config.num_envs = config.num_envs
-    eval_config.unroll_length = config.unroll_length
-    eval_config.y_size = config.lpg.y_size
-    eval_config.num_curve_points = 10
+  eval_config.num_envs = config.num_envs
+  eval_config.unroll_length = config.unroll_length
+  eval_config[AGENT].y_size = config.lpg.y_size
+  eval_config.num_curve_points = 10
   evaluator = Evaluator(
     rule, tuple(env_list(config.eval_envs)), eval_config, config.eval_seeds, config.eval_env_steps
   )

@@ -4,8 +4,9 @@
       --atari=Breakout,Boxing,Pong,Seaquest,SpaceInvaders --atari_steps=200000 --out=docs/report
 
 Trains fresh agents with the rule, A2C, the untrained LPG network (`lpg_init`) and `random`
-on every registered grid world and chain (`meta_test.py` into OUT/envs), and with the rule
-and A2C on the Atari games (OUT/atari, Table 4's agent), then writes OUT/report.md: final
+on every registered grid world and chain (the meta-test run, `harness.runner`, into
+OUT/envs), and with the rule and A2C on the Atari games (OUT/atari, Table 4's agent), then
+writes OUT/report.md: final
 returns (mean ± std over seeds) with each env marked as one the rule was meta-trained on
 or not (`held-out`: the meta-training config's eval envs; `unseen`: neither), from the rule
 file's metadata, the rule's return relative to A2C's, and the paper's targets checked: on
@@ -20,38 +21,40 @@ import argparse
 import collections
 import csv
 import os
-import subprocess
 import sys
 from typing import Any
 
 import numpy as np
 
-from environments import atari_scores, registry
-from lpg import reporting, rule_io
+from environments import atari_scores, grid_world, host, registry
+from environments.errors import UnknownEnvironmentError
+from harness import checkpoint, reporting, runner
+from harness import config as meta_test_config
+from inner_agents.agent import ConfigError
+from inner_agents.rules import registry as rule_registry
+from lpg import rule_io
 from lpg.configs import meta_train as meta_train_config
+from lpg.program import AGENT
 
 CONTROLS = ("a2c", "lpg_init", "random")
 TARGET_RATIO = 0.8
 
 
 def _meta_test(rules: list[str], envs: list[str], seeds: int, env_steps: int, out: str) -> None:
-  cmd = [
-    sys.executable,
-    "-m",
-    "meta_test",
-    f"--rule={','.join(rules)}",
-    f"--env={','.join(envs)}",
-    f"--seeds={seeds}",
-    f"--env_steps={env_steps}",
-    f"--out={out}",
-  ]
-  print("$ " + " ".join(cmd[2:]), flush=True)
-  subprocess.run(cmd, check=True)
+  """The meta-test run (as `meta_test.py` would do it) of the LPG agent, in this process."""
+  print(
+    f"meta-test: --rule={','.join(rules)} --env={','.join(envs)} --seeds={seeds} --env_steps={env_steps} --out={out}"
+  )
+  config = meta_test_config.get_config()
+  pairs = runner.resolve_pairs([AGENT], rules, config)
+  runner.validate_envs(envs)
+  results, _, _ = runner.run(pairs, envs, seeds, env_steps, out, config)
+  print(reporting.summary_table(results), flush=True)
 
 
 def rule_metadata(spec: str) -> dict[str, Any]:
   """The learned rule's name and `rule_io.provenance` (training envs, budget, code)."""
-  rule_io.resolve(spec)  # one-line errors for unknown names and missing files
+  rule_registry.resolve(spec)  # one-line errors for unknown names and missing files
   if spec.startswith(rule_io.PRETRAINED_PREFIX) or os.path.exists(spec):
     rule, _, meta = rule_io.load_learned(rule_io.learned_path(spec))
     return {"name": rule.name, **rule_io.provenance(meta)}
@@ -232,11 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         _meta_test(
           [args.rule, "a2c"], games, args.atari_seeds, args.atari_steps, os.path.join(args.out, "atari")
         )
-  except (rule_io.RuleLoadError, registry.UnknownEnvironmentError, ValueError) as e:
+  except (
+    rule_registry.RuleError,
+    UnknownEnvironmentError,
+    grid_world.SpecError,
+    host.UnsupportedEnvironmentError,
+    ConfigError,
+    checkpoint.CheckpointError,
+    runner.UsageError,
+    OSError,
+  ) as e:
     print(f"report: error: {e}", file=sys.stderr)
     return 2
-  except subprocess.CalledProcessError:
-    return 1  # meta_test.py printed its own one-line error
   path = write_report(args.out, args.rule)
   with open(path) as f:
     print(f.read())

@@ -1,14 +1,16 @@
-"""Rules by name or path: hand-designed names, `lpg_init`, and learned checkpoints.
+"""LPG rules by name or path, and their files: what `lpg` registers in the rule registry.
 
-a2c, random            hand-designed rules (`lpg.rules`)
-lpg_init               the LPG network at initialisation (an untrained control)
+lpg_init               the LPG network at initialisation (an untrained control; it takes
+                       the sizes of the learned rule it is listed with)
 pretrained:NAME        a rule shipped with the package (lpg/pretrained/NAME.npz)
 PATH.npz               a rule file (`export`) or a meta-training checkpoint
 DIR                    a meta-training workdir: its latest checkpoint
 
-A rule file is a pickle-free checkpoint (`lpg.checkpoint`) holding {"eta": ...} with
-metadata: kind "lpg_rule", its name, the LPG network's sizes and where it came from (the
-meta-training config, meta-steps, env steps, wall time, code version).
+`register()` adds these to `inner_agents.rules.registry` (importing `lpg` does it), so any
+harness resolves them next to the hand-designed rules. A rule file is a pickle-free
+checkpoint (`harness.checkpoint`) holding {"eta": ...} with metadata: kind "lpg_rule", its
+name, the LPG network's sizes and where it came from (the meta-training config,
+meta-steps, env steps, wall time, code version).
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from __future__ import annotations
 import datetime
 import os
 import subprocess
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from lpg import checkpoint, rules
+from harness import checkpoint
+from inner_agents.rules import registry
+from inner_agents.rules.base import UpdateRule
 from lpg.network import LPGNetworkConfig
+from lpg.rule import LPGRule
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 PRETRAINED_PREFIX = "pretrained:"
@@ -30,7 +36,7 @@ RULE_KIND = "lpg_rule"
 META_TRAIN_KIND = "lpg_meta_train"
 
 
-class RuleLoadError(ValueError):
+class RuleLoadError(registry.RuleError):
   """A rule spec that names no rule, or a checkpoint that holds no usable rule."""
 
 
@@ -65,7 +71,7 @@ def _looks_like_path(spec: str) -> bool:
   return os.sep in spec or spec.endswith(".npz") or os.path.exists(spec)
 
 
-def load_learned(spec: str) -> tuple[rules.LPGRule, Any, dict[str, Any]]:
+def load_learned(spec: str) -> tuple[LPGRule, Any, dict[str, Any]]:
   """(rule, eta, metadata) from a rule file, a meta-training checkpoint file or a workdir."""
   path = _checkpoint_file(spec)
   meta = checkpoint.read_metadata(path)
@@ -77,7 +83,7 @@ def load_learned(spec: str) -> tuple[rules.LPGRule, Any, dict[str, Any]]:
     raise RuleLoadError(f"{path} is neither an LPG rule file nor a meta-training checkpoint")
   config = LPGNetworkConfig(int(net["hidden_size"]), int(net["phi_size"]), int(net["y_size"]))
   name = name or os.path.basename(os.path.normpath(spec)).removesuffix(".npz")
-  rule = rules.LPGRule(config, name=name)
+  rule = LPGRule(config, name=name)
   tree, _ = checkpoint.load(path)
   try:
     eta = tree["eta"] if key == "eta" else tree["learner"]["eta"]
@@ -160,30 +166,59 @@ def export(source: str, path: str, name: str) -> dict[str, Any]:
   return out
 
 
-def resolve(
-  spec: str, lpg_config: LPGNetworkConfig | None = None, seed: int = 0
-) -> tuple[rules.UpdateRule, Any]:
-  """(rule, meta_params) for a rule name or checkpoint path (see module docstring)."""
-  if spec == "lpg_init":
-    rule = rules.LPGRule(lpg_config, name="lpg_init")
-    return rule, rule.init_meta_params(jax.random.PRNGKey(seed))
-  if spec in rules.names():
-    rule = rules.make_rule(spec)
-    return rule, rule.init_meta_params(None)
-  if spec.startswith(PRETRAINED_PREFIX) or _looks_like_path(spec):
-    rule, eta, _ = load_learned(learned_path(spec))
-    return rule, eta
-  raise rules.UnknownRuleError(
-    f"unknown rule {spec!r}; valid: {', '.join([*rules.names(), 'lpg_init', 'pretrained:NAME'])}, "
-    "or a rule file, checkpoint or workdir"
+def _init_rule(spec: str, peers: Sequence[UpdateRule]) -> tuple[LPGRule, Any]:
+  """lpg_init: the LPG network at initialisation, with the sizes of the first learned LPG
+  rule among `peers` (it is that rule's untrained control), else the default sizes."""
+  learned = [r for r in peers if isinstance(r, LPGRule)]
+  rule = LPGRule(learned[0].config if learned else None, name="lpg_init")
+  return rule, rule.init_meta_params(jax.random.PRNGKey(0))
+
+
+def _learned_rule(spec: str, peers: Sequence[UpdateRule]) -> tuple[LPGRule, Any]:
+  del peers
+  rule, eta, _ = load_learned(learned_path(spec))
+  return rule, eta
+
+
+def _pretrained_listing() -> list[tuple[str, str]]:
+  lines = []
+  for name in pretrained_names():
+    meta = checkpoint.read_metadata(pretrained_path(name))
+    lines.append(
+      (
+        PRETRAINED_PREFIX + name,
+        f"meta-trained {meta['meta_steps']} meta-steps ({meta['wall_time_s'] / 60:.0f} min) "
+        f"on {', '.join(meta['train_envs'])}",
+      )
+    )
+  return lines
+
+
+def register() -> None:
+  """Adds lpg_init, pretrained:NAME and rule paths to the rule registry."""
+  registry.register(
+    registry.RuleEntry(
+      "lpg_init",
+      "the LPG network at initialisation (an untrained control)",
+      lambda spec: spec == "lpg_init",
+      _init_rule,
+      control=True,
+    )
   )
-
-
-def resolve_all(specs: list[str]) -> list[tuple[rules.UpdateRule, Any]]:
-  """[(rule, meta_params)] for several specs; lpg_init takes the network sizes of the first
-  learned rule among them (it is that rule's untrained control)."""
-  by_name = {s: resolve(s) for s in specs if s != "lpg_init"}
-  learned = [r for r, _ in by_name.values() if isinstance(r, rules.LPGRule)]
-  if "lpg_init" in specs:
-    by_name["lpg_init"] = resolve("lpg_init", learned[0].config if learned else None)
-  return [by_name[s] for s in specs]
+  registry.register(
+    registry.RuleEntry(
+      PRETRAINED_PREFIX + "NAME",
+      "a rule shipped with the package",
+      lambda spec: spec.startswith(PRETRAINED_PREFIX),
+      _learned_rule,
+      listing=_pretrained_listing,
+    )
+  )
+  registry.register(
+    registry.RuleEntry(
+      "PATH",
+      "a rule file, meta-training checkpoint (.npz) or workdir (its latest checkpoint)",
+      _looks_like_path,
+      _learned_rule,
+    )
+  )

@@ -35,10 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from environments import registry
-from inner_agents.training import final_return
-from lpg import evaluation, rule_io
-from lpg import rules as rules_lib
-from lpg.configs import meta_test as meta_test_config
+from environments.errors import UnknownEnvironmentError
+from harness import config as meta_test_config
+from harness import evaluation
+from inner_agents.drivers.runs import final_return
+from inner_agents.rules import registry as rule_registry
+from inner_agents.rules.base import UpdateRule
+from lpg.program import AGENT
 
 GAMMAS = (0.5, 0.9, 0.95, 0.99)
 SCATTER_GAMMA = 0.9  # the discount of the scatter plots
@@ -115,7 +118,7 @@ def tabular_ceiling(
 
 
 def train_and_record(
-  rule: rules_lib.UpdateRule,
+  rule: UpdateRule,
   meta_params: Any,
   env_name: str,
   env_steps: int,
@@ -127,10 +130,8 @@ def train_and_record(
   Returns {'y': [T, B, m] y probabilities, 'observation': [T, B, ...], 'reward': [T, B],
   'done': [T, B], 'final_return': []}.
   """
-  config = meta_test_config.get_config()
-  rule = evaluation.test_rule(env_name, rule, config)
-  trainer = evaluation.make_trainer(env_name, rule, config)
-  hparams = evaluation.hparams_for(rule, trainer.agent.optimizer, config, env_name)
+  trainer = evaluation.make_trainer(env_name, AGENT, rule, meta_test_config.get_config())
+  hparams = trainer.agent.hparams(rule)
   num_updates = max(1, math.ceil(env_steps / trainer.steps_per_update))
   state = jax.jit(trainer.init)(jax.random.PRNGKey(seed))
   state, _ = jax.jit(trainer.run, static_argnums=3)(state, meta_params, hparams, num_updates)
@@ -141,7 +142,7 @@ def train_and_record(
     def body(state, _):
       state, traj, outputs, _ = trainer.act(state)
       y = jax.nn.softmax(outputs.y_logits[:-1], axis=-1)  # y(s_t) for t < T
-      return state, (y, traj.observation[:-1], traj.reward, traj.done)
+      return state, (y, traj.observation[:-1], traj.reward, traj.end)
 
     _, recorded = jax.lax.scan(body, state, None, length=num_rollouts)
     return [x.reshape((-1, *x.shape[2:])) for x in recorded]  # [R, T, B, ...] -> [R*T, B, ...]
@@ -152,7 +153,7 @@ def train_and_record(
     "observation": observation,
     "reward": reward,
     "done": done,
-    "final_return": float(final_return(state)),
+    "final_return": float(final_return(state.actor.last_return)),
   }
 
 
@@ -186,7 +187,7 @@ def run(
     "rules": {},
   }
   readouts = {}
-  for spec, (rule, meta_params) in zip(rules, rule_io.resolve_all(rules)):
+  for spec, (rule, meta_params) in zip(rules, rule_registry.resolve_all(rules)):
     recording = train_and_record(rule, meta_params, env_name, env_steps, rollout_steps, seed)
     readouts[spec] = analyse(recording)
     results["rules"][spec] = {
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     results = run(args.rule.split(","), args.env, args.env_steps, args.rollout_steps, args.out, args.seed)
-  except (rule_io.RuleLoadError, rules_lib.UnknownRuleError, registry.UnknownEnvironmentError) as e:
+  except (rule_registry.RuleError, UnknownEnvironmentError) as e:
     print(f"y_analysis: error: {e}", file=sys.stderr)
     return 2
   for spec, r in results["rules"].items():

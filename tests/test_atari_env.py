@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("ale_py")
 
 from environments import atari, host, types
-from environments.registry import UnknownEnvironmentError
+from environments.errors import UnknownEnvironmentError
 
 B = 2
 
@@ -19,7 +19,7 @@ def _rollout(env, seed, num_steps=None, actions_seed=0, until_games=None):
   steps, games = [], np.zeros(env.num_envs, int)
   for _ in range(num_steps or 3000):
     action = rng.integers(0, env.num_actions, env.num_envs)
-    ts, scores = env.step(action)
+    ts, scores, _ = env.step(action)
     steps.append((ts, scores, action))
     games += scores.done
     if until_games is not None and (games >= until_games).all():
@@ -118,6 +118,21 @@ def test_pong_has_no_lives_and_truncates():
   assert steps[199][1].score[0] == sum(game)
 
 
+def test_truncated_game_keeps_its_final_frames():
+  """At a truncation the TimeStep holds the next game's first frames (a fresh stack, three
+  frames zero) and `final_observation` the frames the game reached (a full stack)."""
+  config = atari.AtariConfig(max_num_frames_per_episode=40)  # 10 agent steps.
+  with atari.AtariEnvironment("Pong", 2, config) as env:
+    env.reset(0)
+    for t in range(10):
+      ts, _, final = env.step(np.zeros(2, np.int32))
+      if t < 9:
+        np.testing.assert_array_equal(final, ts.observation)
+  assert (ts.step_type == types.LAST).all() and (ts.discount == 1.0).all()
+  assert not ts.observation[..., :3].any() and ts.observation[..., 3].any()
+  assert all(final[..., c].any() for c in range(4))
+
+
 def test_last_observation_starts_the_next_life_or_game(breakout):
   """The observation at a LAST step is the next episode's first: fresh after a game over."""
   _, _, steps = breakout
@@ -136,9 +151,9 @@ def test_send_recv_equals_step_and_errors():
     for t in range(30):
       action = np.array([t % 4, (t + 1) % 4], np.int32)
       a.send(action)
-      ts_a, scores_a = a.recv()
-      ts_b, scores_b = b.step(action)
-      for x, y in zip((*ts_a, *scores_a), (*ts_b, *scores_b)):
+      ts_a, scores_a, final_a = a.recv()
+      ts_b, scores_b, final_b = b.step(action)
+      for x, y in zip((*ts_a, *scores_a, final_a), (*ts_b, *scores_b, final_b)):
         np.testing.assert_array_equal(x, y)
     with pytest.raises(RuntimeError):
       a.recv()

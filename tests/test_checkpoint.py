@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from lpg import checkpoint
+from harness import checkpoint
 
 
 class Stats(NamedTuple):

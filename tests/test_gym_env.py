@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from environments import host, types
+from environments.errors import UnknownEnvironmentError
 from environments.gym_env import GymEnvironment
-from environments.registry import UnknownEnvironmentError
 
 B = 3
 
@@ -21,7 +21,7 @@ def test_cartpole_specs_and_first_timestep():
     np.testing.assert_array_equal(ts.step_type, [types.FIRST] * B)
     assert ts.step_type.dtype == np.int8 and ts.reward.dtype == np.float32 and ts.discount.dtype == np.float32
     assert not ts.reward.any() and (ts.discount == 1).all()
-    ts, scores = env.step(np.zeros(B, np.int32))
+    ts, scores, _ = env.step(np.zeros(B, np.int32))
     np.testing.assert_array_equal(ts.step_type, [types.MID] * B)
     assert ts.observation.shape == (B, 4) and ts.observation.dtype == np.float32
     assert scores.done.dtype == bool and scores.score.dtype == np.float64 and not scores.done.any()
@@ -34,7 +34,7 @@ def test_termination_resets_in_the_same_step():
     env.reset(1)
     returns, ended = np.zeros(B), np.zeros(B, bool)
     for _ in range(100):
-      ts, scores = env.step(np.zeros(B, np.int32))
+      ts, scores, _ = env.step(np.zeros(B, np.int32))
       returns += ts.reward
       last = ts.step_type == types.LAST
       np.testing.assert_array_equal(ts.discount, np.where(last, 0.0, 1.0))
@@ -52,7 +52,7 @@ def test_truncation_has_discount_one():
   with GymEnvironment("CartPole-v1", B, max_episode_steps=5) as env:
     env.reset(2)
     for t in range(15):
-      ts, scores = env.step(np.full(B, t % 2, np.int32))
+      ts, scores, _ = env.step(np.full(B, t % 2, np.int32))
       last = (t + 1) % 5 == 0
       np.testing.assert_array_equal(ts.step_type, [types.LAST if last else types.MID] * B)
       assert (ts.discount == 1).all()
@@ -70,7 +70,7 @@ def test_send_recv_equals_step_and_seeds_reproducible():
       action = rng.integers(0, 2, B)
       a.send(action)
       got, want = a.recv(), b.step(action)
-      for x, y in zip((*got[0], *got[1]), (*want[0], *want[1])):
+      for x, y in zip((*got[0], *got[1], got[2]), (*want[0], *want[1], want[2])):
         np.testing.assert_array_equal(x, y)
     with pytest.raises(RuntimeError):
       a.recv()
@@ -85,7 +85,7 @@ def test_discrete_observations_are_one_hot():
     ts = env.reset(0)
     np.testing.assert_array_equal(ts.observation, np.eye(16, dtype=np.float32)[[0, 0]])
     for t in range(20):
-      ts, _ = env.step(np.full(2, t % 4, np.int32))
+      ts, _, _ = env.step(np.full(2, t % 4, np.int32))
       assert ts.observation.dtype == np.float32 and (ts.observation.sum(axis=1) == 1).all()
 
 
@@ -115,5 +115,5 @@ def test_image_observations_are_uint8_channels_last(make_kwargs, shape):
     assert env.observation_spec().shape == shape and env.observation_spec().dtype == np.uint8
     ts = env.reset(0)
     assert ts.observation.shape == (2, *shape) and ts.observation.dtype == np.uint8
-    ts, _ = env.step(np.zeros(2, np.int32))
+    ts, _, _ = env.step(np.zeros(2, np.int32))
     assert ts.observation.shape == (2, *shape) and ts.observation.dtype == np.uint8

@@ -1,5 +1,4 @@
-"""Host-side training (Gymnasium / Atari through `HostTrainer`), the Atari torso and the
-Eq. 7 baseline on pi_hat."""
+"""The host driver (Gymnasium / Atari through `HostTrainer`) and the Atari torso."""
 
 import jax
 import jax.numpy as jnp
@@ -8,11 +7,16 @@ import pytest
 from dm_env import specs
 
 from environments import registry
-from inner_agents.agent import make_agent
-from inner_agents.host_training import HostTrainer
-from inner_agents.types import AgentHParams, AgentOutput, Trajectory
-from lpg import evaluation, rules
-from lpg.configs import meta_test as meta_test_config
+from harness import config as meta_test_config
+from harness import evaluation
+from inner_agents.actor_critic import agent as actor_critic
+from inner_agents.actor_critic import presets
+from inner_agents.drivers.host import HostTrainer
+from inner_agents.rules import registry as rules
+from inner_agents.types import AgentOutput, Trajectory
+
+AGENT = "actor_critic"
+HP = actor_critic.HParams(learning_rate=1e-3, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.99)
 
 
 def _config(**overrides):
@@ -25,7 +29,7 @@ def _config(**overrides):
 def test_a2c_learns_cartpole_and_beats_random():
   config = _config(num_curve_points=4)
   results = {
-    name: evaluation.evaluate("gym/CartPole-v1", rules.make_rule(name), {}, config, seeds=2, env_steps=80_000)
+    name: evaluation.evaluate("gym/CartPole-v1", AGENT, rules.resolve(name)[0], {}, config, 2, 80_000)
     for name in ("a2c", "random")
   }
   a2c, rnd = results["a2c"].final_return, results["random"].final_return
@@ -33,22 +37,23 @@ def test_a2c_learns_cartpole_and_beats_random():
   assert np.all(rnd < 40), rnd
   assert np.all(a2c > 100), a2c
   assert results["a2c"].curve.shape == (2, 4) and results["a2c"].params is not None
+  assert results["a2c"].agent_description == "actor_critic(D64-D64)"
 
 
 def _cartpole_trainer(overlap: bool):
   env = registry.make_host("gym/CartPole-v1", 4)
-  preset = registry.host_preset(env)
-  agent = make_agent(env.observation_spec(), env.num_actions, 8, preset.optimizer, **preset.torso_kwargs())
-  return HostTrainer(env, agent, rules.make_rule("a2c"), unroll_length=5, overlap=overlap)
+  agent = actor_critic.make(
+    env.name, env.observation_spec(), env.num_actions, actor_critic.ActorCriticConfig(y_size=8)
+  )
+  return HostTrainer(env, agent, rules.resolve("a2c")[0], unroll_length=5, overlap=overlap)
 
 
 @pytest.mark.parametrize("overlap", [False, True])
 def test_host_training_is_deterministic(overlap):
-  hp = AgentHParams(learning_rate=1e-3, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.99)
   runs = []
   for _ in range(2):
     trainer = _cartpole_trainer(overlap)
-    runs.append(trainer.train(3, {}, hp, num_updates=30, num_points=3))
+    runs.append(trainer.train(3, {}, HP, num_updates=30, num_points=3))
     trainer.env.close()
   leaves = [jax.tree.leaves(r.agent.params) for r in runs]
   assert all(np.array_equal(a, b) for a, b in zip(*leaves))
@@ -57,7 +62,7 @@ def test_host_training_is_deterministic(overlap):
 
 def test_nature_torso_shapes_and_scaling():
   spec = specs.Array((84, 84, 4), np.uint8)
-  agent = make_agent(spec, 6, 30, "adam", **registry.ATARI.torso_kwargs())
+  agent = actor_critic.make_agent(spec, 6, 30, presets.ATARI)
   obs = jnp.zeros((3, 2, 84, 84, 4), jnp.uint8)
   state = agent.init(jax.random.PRNGKey(0), obs[0])
   out = agent.apply(state.params, obs)
@@ -73,43 +78,12 @@ def test_nature_torso_shapes_and_scaling():
   np.testing.assert_allclose(full.value, ones.value, rtol=1e-6)
 
 
-def test_pi_hat_baseline_is_eq7():
-  """pi_hat' = pi_hat - f(s_t) and f regresses onto pi_hat with weight 1 (Eq. 7)."""
-  rule = rules.LPGRule()
-  wrapped = rules.PiHatBaseline(rule)
-  eta = rule.init_meta_params(jax.random.PRNGKey(0))
-  t, b, m = 4, 3, rule.config.y_size
-  k = jax.random.split(jax.random.PRNGKey(1), 4)
-  inputs = rules.RuleInputs(
-    reward=jax.random.normal(k[0], (t, b)),
-    done=jnp.zeros((t, b)).at[2, 0].set(1.0),
-    pi_a=jax.random.uniform(k[1], (t, b)),
-    y=jax.nn.softmax(jax.random.normal(k[2], (t + 1, b, m))),
-    value=jax.random.normal(k[3], (t + 1, b)),
-  )
-  hp = AgentHParams(learning_rate=1.0, y_cost=0.5, value_cost=1.0, entropy_cost=0.0, discount=0.99)
-  plain, based = rule.targets(eta, inputs, hp), wrapped.targets(eta, inputs, hp)
-  np.testing.assert_allclose(based.pi_hat, plain.pi_hat - inputs.value[:-1], rtol=1e-6)
-  np.testing.assert_allclose(based.value_target, plain.pi_hat, rtol=1e-6)
-  np.testing.assert_allclose(based.y_hat, plain.y_hat)
-  assert wrapped.hparam_defaults["value_cost"] == 1.0 and wrapped.name == rule.name
-  # The Atari preset turns it on for LPG rules only.
+def test_num_envs_come_from_the_agent_preset_unless_set():
   config = _config()
-  assert isinstance(evaluation.test_rule("atari/Breakout", rule, config), rules.PiHatBaseline)
-  assert not isinstance(evaluation.test_rule("tabular_dense", rule, config), rules.PiHatBaseline)
-  assert evaluation.test_rule("atari/Breakout", rules.make_rule("a2c"), config).name == "a2c"
-
-
-def test_atari_hparams_follow_table4():
-  config = _config()
-  hp = evaluation.hparams_for(rules.PiHatBaseline(rules.LPGRule()), "adam", config, "atari/Breakout")
-  assert (hp.learning_rate, hp.y_cost, hp.value_cost, hp.discount) == (5e-4, 0.5, 1.0, 0.995)
-  assert evaluation.num_envs("atari/Breakout", config) == 30
-  assert evaluation.num_envs("tabular_dense", config) == 64
-  # Explicit settings win.
-  config = _config(learning_rate=1e-3, discount=0.9, num_envs=8)
-  hp = evaluation.hparams_for(rules.LPGRule(), "adam", config, "atari/Breakout")
-  assert (hp.learning_rate, hp.discount) == (1e-3, 0.9) and evaluation.num_envs("atari/Pong", config) == 8
+  assert evaluation.num_envs("atari/Breakout", AGENT, config) == 30
+  assert evaluation.num_envs("gym/CartPole-v1", AGENT, config) == 16
+  assert evaluation.num_envs("tabular_dense", AGENT, config) == 64
+  assert evaluation.num_envs("atari/Pong", AGENT, _config(num_envs=8)) == 8
 
 
 def test_host_trajectory_matches_agent_outputs():
@@ -117,12 +91,26 @@ def test_host_trajectory_matches_agent_outputs():
   trainer = _cartpole_trainer(overlap=True)
   state = trainer.agent.init(jax.random.PRNGKey(0), jnp.zeros((4, 4)))
   obs = jax.random.normal(jax.random.PRNGKey(1), (6, 4, 4))
-  traj = Trajectory(obs, jnp.zeros((5, 4), jnp.int32), jnp.ones((5, 4)), jnp.zeros((5, 4)))
+  zeros = jnp.zeros((5, 4))
+  traj = Trajectory(obs, jnp.zeros((5, 4), jnp.int32), jnp.ones((5, 4)), zeros + 1.0, zeros)
   true_out = trainer.agent.apply(state.params, obs)
-  stale = AgentOutput(*(x.at[0].add(1.0) for x in true_out))
-  hp = AgentHParams(learning_rate=1e-3, y_cost=0.5, value_cost=0.5, entropy_cost=0.01, discount=0.99)
-  a, _ = trainer._learn(state, {}, hp, traj, stale)
-  b, _ = trainer._learn(state, {}, hp, traj, true_out)
+  stale = AgentOutput(*(x.at[0].add(1.0) for x in true_out[:3]))
+  a, _ = trainer._learn(state, {}, HP, traj, stale)
+  b, _ = trainer._learn(state, {}, HP, traj, true_out)
   trainer.env.close()
   for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
     np.testing.assert_allclose(x, y, rtol=1e-6)
+
+
+def test_cartpole_time_limit_is_a_truncation_with_its_final_observation():
+  """CartPole-v1 cut at max_episode_steps: LAST with discount 1, and the final observation
+  is the state the pole reached, not the next episode's first."""
+  with registry.make_host("gym/CartPole-v1", 2, max_episode_steps=3) as env:
+    env.reset(0)
+    for _ in range(2):
+      ts, _, final = env.step(np.zeros(2, np.int32))
+      np.testing.assert_array_equal(final, ts.observation)
+    ts, scores, final = env.step(np.zeros(2, np.int32))
+  assert (ts.step_type == 2).all() and (ts.discount == 1.0).all() and scores.done.all()
+  assert not np.allclose(final, ts.observation)
+  assert np.all(np.abs(final[:, 1]) > 0.3)  # pushed left three times: moving, unlike a fresh start

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from environments.grid_world import GridWorld, GridWorldSpec, ObjectSpec, open_layout
-from inner_agents.agent import make_agent
-from inner_agents.training import Trainer
-from lpg import bandit, meta_learner, meta_objective, population, rules
+from inner_agents.actor_critic.agent import make_agent
+from inner_agents.actor_critic.presets import Preset
+from inner_agents.drivers.on_policy import Trainer
+from lpg import bandit, meta_learner, meta_objective, population
 from lpg.network import LPGNetworkConfig
+from lpg.rule import LPGRule
 
 M = 3
 ENV = GridWorld(
@@ -23,14 +25,11 @@ CONFIG = population.PopulationConfig(lifetime_steps=LIFETIME_STEPS)
 
 
 def _population(num_lifetimes):
-  rule = rules.LPGRule(LPGNetworkConfig(hidden_size=4, phi_size=4, y_size=M))
-
-  def agent():
-    return make_agent(ENV.observation_spec(), ENV.num_actions, M, "sgd")
-
+  rule = LPGRule(LPGNetworkConfig(hidden_size=4, phi_size=4, y_size=M))
+  agent = make_agent(ENV.observation_spec(), ENV.num_actions, M, Preset(optimizer="sgd"))
   return population.Population(
-    trainer=Trainer(ENV, agent(), rule, num_envs=2, unroll_length=3),
-    critic=agent(),
+    trainer=Trainer(ENV, agent, rule, num_envs=2, unroll_length=3),
+    critic=agent,
     arms=ARMS,
     num_lifetimes=num_lifetimes,
     critic_learning_rate=1.0,

@@ -10,39 +10,47 @@ import optax
 import pytest
 
 from environments.grid_world import GridWorld, GridWorldSpec, ObjectSpec, open_layout
-from inner_agents.agent import AgentState, Targets, make_agent
-from inner_agents.training import Trainer
-from inner_agents.types import AgentHParams, Trajectory
-from lpg import rules
+from inner_agents.actor_critic.agent import AgentState, HParams, make_agent
+from inner_agents.actor_critic.presets import Preset
+from inner_agents.drivers.on_policy import Trainer
+from inner_agents.rules.a2c import A2CRule
+from inner_agents.rules.base import RuleInputs, Targets, UpdateRule
+from inner_agents.types import Trajectory
 from lpg.network import LPGNetworkConfig
+from lpg.rule import LPGRule
 
 M = 3
 ENV = GridWorld(
   GridWorldSpec(open_layout(2, 3), objects=(ObjectSpec(1.0, 0.0, 0.5),), max_steps=8, observation="tabular")
 )
-AGENT = make_agent(ENV.observation_spec(), ENV.num_actions, M, "sgd")
-LPG = rules.LPGRule(LPGNetworkConfig(hidden_size=8, phi_size=4, y_size=M))
-HP = AgentHParams(learning_rate=2.0, y_cost=0.7, value_cost=0.0, entropy_cost=0.0, discount=0.9)
+AGENT = make_agent(ENV.observation_spec(), ENV.num_actions, M, Preset(optimizer="sgd"))
+LPG = LPGRule(LPGNetworkConfig(hidden_size=8, phi_size=4, y_size=M))
+HP = HParams(learning_rate=2.0, y_cost=0.7, value_cost=0.0, entropy_cost=0.0, discount=0.9)
 # Jitted once: op-by-op dispatch of these small functions is slower than compiling them.
 _apply = jax.jit(AGENT.apply)
 _update = jax.jit(AGENT.update)
 _targets = jax.jit(LPG.targets)
 
 
-class AdvantageOnly(rules.UpdateRule):
+class AdvantageOnly(UpdateRule):
   """pi_hat = n-step return - v(s_t), written out as a loop; no y_hat, no value target."""
 
   name = "advantage_only"
+  consumes = frozenset({"pi", "v"})
 
-  def targets(self, meta_params: Any, inputs: rules.RuleInputs, hparams: AgentHParams) -> Targets:
+  def targets(self, meta_params: Any, inputs: RuleInputs) -> Targets:
     del meta_params
-    g = inputs.value[-1]
+    g = inputs.v_t[-1]
     returns = []
-    for t in reversed(range(inputs.reward.shape[0])):
-      g = inputs.reward[t] + hparams.discount * (1.0 - inputs.done[t]) * g
+    for t in reversed(range(inputs.r_t.shape[0])):
+      g = inputs.r_t[t] + inputs.gamma * (1.0 - inputs.end_t[t]) * g
       returns.append(g)
     returns = jnp.stack(returns[::-1])
-    return Targets(pi_hat=returns - inputs.value[:-1])
+    return Targets(pi_hat=returns - inputs.v_t[:-1])
+
+
+def _inputs(out, traj, consumes=LPG.consumes):
+  return AGENT.rule_inputs(None, traj, out, HP.discount, consumes)
 
 
 def _random_params(key):
@@ -70,24 +78,29 @@ def eta():
 
 @pytest.fixture(scope="module")
 def trajectory():
-  """A hand-made trajectory, T = 3, B = 2, with an episode end and repeated states."""
+  """A hand-made trajectory, T = 3, B = 2, with episode ends and repeated states."""
+  observation = jnp.array([[0, 5], [2, 5], [0, 7], [3, 1]], jnp.int32)
+  end = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], jnp.float32)
   return Trajectory(
-    observation=jnp.array([[0, 5], [2, 5], [0, 7], [3, 1]], jnp.int32),
+    observation=observation,
     action=jnp.array([[4, 1], [0, 1], [4, 8]], jnp.int32),
     reward=jnp.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]], jnp.float32),
-    done=jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], jnp.float32),
+    discount=1.0 - end,
+    end=end,
   )
 
 
 def test_advantage_rule_gives_a2c_update_without_value_and_entropy_terms():
   hp = HP._replace(value_cost=0.0, entropy_cost=0.0)
-  a2c = Trainer(ENV, AGENT, rules.A2CRule(), num_envs=4, unroll_length=5)
+  a2c = Trainer(ENV, AGENT, A2CRule(), num_envs=4, unroll_length=5)
   state = jax.jit(a2c.init)(jax.random.PRNGKey(1))
   state = state._replace(agent=_state(jax.random.PRNGKey(2)))
   new_a2c, _, data = jax.jit(a2c.update_with_data)(state, {}, hp)
   # The same trajectory through the advantage-only rule and the same agent update.
-  inputs = rules.rule_inputs(_apply(state.agent.params, data.trajectory.observation), data.trajectory)
-  targets = AdvantageOnly().targets({}, inputs, hp)
+  out = _apply(state.agent.params, data.trajectory.observation)
+  inputs = AGENT.rule_inputs(state.agent, data.trajectory, out, hp.discount, AdvantageOnly.consumes)
+  assert not np.any((np.asarray(data.trajectory.end) > 0) & (np.asarray(data.trajectory.discount) > 0))
+  targets = AdvantageOnly().targets({}, inputs)
   new_adv, _ = _update(state.agent, data.trajectory, targets, hp)
   np.testing.assert_allclose(data.targets.pi_hat, targets.pi_hat, rtol=1e-5, atol=1e-6)
   assert np.abs(np.asarray(targets.pi_hat)).max() > 0.1
@@ -109,7 +122,7 @@ def _softmax(x):
 def test_lpg_update_is_eq2_by_hand(eta, trajectory):
   state = _state(jax.random.PRNGKey(4))
   out = _apply(state.params, trajectory.observation)
-  targets = _targets(eta, rules.rule_inputs(out, trajectory), HP)
+  targets = _targets(eta, _inputs(out, trajectory))
   new_state, stats = _update(state, trajectory, targets, HP)
 
   # By hand: L = -1/N sum log pi(a|s) pi_hat + y_cost/N sum KL(y(s) || y_hat), N = T * B.
@@ -151,11 +164,14 @@ def test_policy_gradient_step_on_one_table_entry_hand_worked():
   # One step, uniform policy over 9 actions in state 0, action 2, pi_hat = 3, lr = 2:
   # grad logits[0] = -3 (onehot(2) - 1/9), so logits[0] += 2 * 3 * (onehot(2) - 1/9):
   # the taken action's logit becomes 6 * 8/9 = 16/3 and the others -6/9 = -2/3.
+  observation = jnp.array([[0], [1]], jnp.int32)
   traj = Trajectory(
-    observation=jnp.array([[0], [1]], jnp.int32),
-    action=jnp.array([[2]], jnp.int32),
-    reward=jnp.zeros((1, 1)),
-    done=jnp.zeros((1, 1)),
+    observation,
+    jnp.array([[2]], jnp.int32),
+    jnp.zeros((1, 1)),
+    jnp.ones((1, 1)),
+    jnp.zeros((1, 1)),
+    observation[1:],
   )
   state = _state(jax.random.PRNGKey(0))
   state = state._replace(params=jax.tree.map(jnp.zeros_like, state.params))
@@ -171,17 +187,19 @@ def test_agent_gradient_does_not_flow_through_the_rule_inputs(eta, trajectory):
 
   def loss_via_rule(params, inputs_fn):
     out = AGENT.apply(params, trajectory.observation)
-    targets = LPG.targets(eta, inputs_fn(out, trajectory), HP)
+    targets = LPG.targets(eta, inputs_fn(out, trajectory))
     return AGENT.loss(params, trajectory, targets, HP)[0]
 
   def leaky_inputs(out, traj):  # rule_inputs without its stop_gradient
     probs = jax.nn.softmax(out.logits[:-1])
     pi_a = jnp.take_along_axis(probs, traj.action[..., None], axis=-1)[..., 0]
-    return rules.RuleInputs(traj.reward, traj.done, pi_a, jax.nn.softmax(out.y_logits), out.value)
+    return RuleInputs(
+      traj.reward, HP.discount * traj.discount, traj.end, HP.discount, pi_a, jax.nn.softmax(out.y_logits)
+    )
 
-  fixed_targets = _targets(eta, rules.rule_inputs(_apply(params, trajectory.observation), trajectory), HP)
+  fixed_targets = _targets(eta, _inputs(_apply(params, trajectory.observation), trajectory))
   g_fixed = jax.jit(jax.grad(lambda p: AGENT.loss(p, trajectory, fixed_targets, HP)[0]))(params)
-  g_rule = jax.jit(jax.grad(loss_via_rule), static_argnums=1)(params, rules.rule_inputs)
+  g_rule = jax.jit(jax.grad(loss_via_rule), static_argnums=1)(params, _inputs)
   g_leaky = jax.jit(jax.grad(loss_via_rule), static_argnums=1)(params, leaky_inputs)
   for name in ("logits", "y_logits", "value"):
     np.testing.assert_allclose(g_rule["table"][name], g_fixed["table"][name], rtol=1e-6, atol=1e-8)
@@ -192,11 +210,11 @@ def test_agent_gradient_does_not_flow_through_the_rule_inputs(eta, trajectory):
 
 def test_updated_params_depend_on_eta(eta, trajectory):
   state = _state(jax.random.PRNGKey(6))
-  inputs = rules.rule_inputs(_apply(state.params, trajectory.observation), trajectory)
+  inputs = _inputs(_apply(state.params, trajectory.observation), trajectory)
   probe = jax.tree.map(lambda p: jax.random.normal(jax.random.PRNGKey(7), p.shape), state.params)
 
   def projected_update(eta, part):
-    new, _ = AGENT.update(state, trajectory, LPG.targets(eta, inputs, HP), HP)
+    new, _ = AGENT.update(state, trajectory, LPG.targets(eta, inputs), HP)
     return jnp.sum(new.params["table"][part] * probe["table"][part])
 
   grad = jax.jit(jax.grad(projected_update), static_argnums=1)

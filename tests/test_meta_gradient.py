@@ -30,10 +30,12 @@ import pytest
 
 from environments.chain import ChainSpec, DelayedChain
 from environments.grid_world import GridWorld, GridWorldSpec, ObjectSpec, open_layout
-from inner_agents.agent import make_agent
-from inner_agents.training import Trainer
-from lpg import bandit, meta_learner, meta_objective, population, rules
+from inner_agents.actor_critic.agent import make_agent
+from inner_agents.actor_critic.presets import Preset
+from inner_agents.drivers.on_policy import Trainer
+from lpg import bandit, meta_learner, meta_objective, population
 from lpg.network import LPGNetworkConfig
+from lpg.rule import LPGRule
 
 M = 3
 EPS = 1e-6
@@ -41,28 +43,28 @@ RTOL = 1e-5
 NUM_DIRECTIONS = 3
 
 
-class MaybeBlindLPG(rules.LPGRule):
+class MaybeBlindLPG(LPGRule):
   """LPG whose inputs pi(a_t|s_t) and y(s) are replaced by constants where
   meta_params['blind'] = 1 (a runtime switch: one compile serves both)."""
 
   def init_meta_params(self, key):
     return {"eta": super().init_meta_params(key), "blind": jnp.zeros(())}
 
-  def targets(self, meta_params, inputs, hparams):
+  def targets(self, meta_params, inputs):
     b = meta_params["blind"]
-    inputs = inputs._replace(pi_a=(1 - b) * inputs.pi_a + b * 0.5, y=(1 - b) * inputs.y + b / M)
-    return super().targets(meta_params["eta"], inputs, hparams)
+    inputs = inputs._replace(pi_a_t=(1 - b) * inputs.pi_a_t + b * 0.5, y_t=(1 - b) * inputs.y_t + b / M)
+    return super().targets(meta_params["eta"], inputs)
 
 
 def _population(env, optimizer, mlp_sizes, learning_rate):
   rule = MaybeBlindLPG(LPGNetworkConfig(hidden_size=6, phi_size=4, y_size=M))
 
-  def agent():
-    return make_agent(env.observation_spec(), env.num_actions, M, optimizer, mlp_sizes=mlp_sizes)
-
+  agent = make_agent(
+    env.observation_spec(), env.num_actions, M, Preset(mlp_sizes=mlp_sizes, optimizer=optimizer)
+  )
   return population.Population(
-    trainer=Trainer(env, agent(), rule, num_envs=2, unroll_length=3),
-    critic=agent(),
+    trainer=Trainer(env, agent, rule, num_envs=2, unroll_length=3),
+    critic=agent,
     arms=bandit.arm_grid((learning_rate,), (0.5,)),
     num_lifetimes=1,
     critic_learning_rate=1.0,

@@ -20,10 +20,15 @@ def _run(*args, cwd=None):
   )
 
 
-def test_list_names_every_environment_and_rule():
+def test_list_names_every_agent_environment_and_rule():
   proc = _run("--list")
   assert proc.returncode == 0, proc.stderr
+  assert "provides pi,y,v, on_policy data, native rule a2c" in proc.stdout
   for name in [
+    "actor_critic",
+    "native",
+    "lpg_init",
+    "pretrained:default_cpu",
     "tabular_dense",
     "random_small_sparse",
     "chain_distractor",
@@ -47,7 +52,13 @@ def test_list_names_every_environment_and_rule():
     (["--env=atari/Breakot"], "unknown Atari game 'Breakot'; did you mean Breakout?"),
     (["--env=gym/Pendulum-v1"], "gym/Pendulum-v1 has continuous actions"),
     (["--env=gym/NoSuchEnv-v0"], "NoSuchEnv"),
-    (["--config.pi_hat_baseline=3"], "config.pi_hat_baseline must be -1"),
+    (["--config.actor_critic.pi_hat_baseline=3"], "actor_critic.pi_hat_baseline must be -1"),
+    (["--config.actor_critic.nope=1"], "unknown config field(s) actor_critic.nope; valid fields:"),
+    (["--agent=nope"], "unknown agent 'nope'; valid: actor_critic"),
+    (
+      ["--rule=pretrained:default_cpu", "--config.actor_critic.y_size=8"],
+      "rule default_cpu predicts y over 30 bins but agent actor_critic has y_size=8",
+    ),
   ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, expected):
@@ -112,7 +123,7 @@ def test_tiny_run_writes_results(tmp_path):
   (out / "final.csv").unlink()
   again = _run(*args)
   assert again.returncode == 0, again.stderr
-  assert "reused 4 of 4 env x rule results" in again.stdout
+  assert "reused 4 of 4 results" in again.stdout
   assert (out / "final.csv").read_text() == first
   changed = _run(*args, "--config.seed_offset=1")
   assert changed.returncode == 0, changed.stderr
@@ -122,7 +133,7 @@ def test_tiny_run_writes_results(tmp_path):
 def test_tiny_atari_run_writes_scores_and_agents(tmp_path):
   """Breakout through ale-py with the Table 4 agent: full-game scores, the human-normalised
   table and the trained agents' parameters, which load back."""
-  from lpg import checkpoint
+  from harness import checkpoint
 
   out = tmp_path / "out"
   proc = _run(
@@ -139,7 +150,57 @@ def test_tiny_atari_run_writes_scores_and_agents(tmp_path):
   summary = (out / "summary.txt").read_text()
   assert "atari/Breakout" in summary and "human-normalised final return" in summary
   agents = sorted(os.listdir(out / "agents"))
-  assert agents == ["atari-Breakout__a2c__seed0.npz", "atari-Breakout__lpg_init__seed0.npz"]
+  assert agents == [
+    "atari-Breakout__actor_critic__a2c__seed0.npz",
+    "atari-Breakout__actor_critic__lpg_init__seed0.npz",
+  ]
   params, meta = checkpoint.load(out / "agents" / agents[0])
-  assert meta["env"] == "atari/Breakout" and meta["rule"] == "a2c"
+  assert meta["env"] == "atari/Breakout" and meta["rule"] == "a2c" and meta["agent"] == "actor_critic"
+  assert meta["agent_description"] == "actor_critic(C32-C64-C64-D512)"
   assert params["torso_net/conv2_d"]["w"].shape == (8, 8, 4, 32)
+
+
+def _run_with_probe_agent(*args):
+  """meta_test.py with a test-only agent registered (`probe_agents`), as a subprocess."""
+  code = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import probe_agents; "
+    "sys.argv = ['meta_test.py', *sys.argv[2:]]; "
+    "from absl import app; from harness import cli; import meta_test; "
+    "app.run(meta_test.main, flags_parser=cli.flags_parser('meta_test.py'))"
+  )
+  return subprocess.run(
+    [sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__)), *args],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=ROOT,
+  )
+
+
+@pytest.mark.parametrize(
+  "rule,expected",
+  [
+    ("lpg_init", "rule lpg_init consumes y, which agent offline_probe does not provide (it provides pi, v)"),
+    (
+      "a2c",
+      "rule a2c assumes on-policy data but agent offline_probe learns from offline data; pass --allow_off_policy",
+    ),
+  ],
+)
+def test_a_pair_that_cannot_work_is_refused_in_one_line(tmp_path, rule, expected):
+  out = tmp_path / "out"
+  proc = _run_with_probe_agent("--agent=actor_critic,offline_probe", f"--rule={rule}", f"--out={out}")
+  assert proc.returncode != 0
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"meta_test.py: error: {expected}"), proc.stderr
+  assert not out.exists()
+  listed = _run_with_probe_agent("--list")
+  assert "offline_probe" in listed.stdout and "offline data, native rule random" in listed.stdout
+
+
+def test_allow_off_policy_lets_the_pair_through(tmp_path):
+  proc = _run_with_probe_agent(
+    "--agent=offline_probe", "--rule=a2c", "--allow_off_policy", f"--out={tmp_path}"
+  )
+  assert "assumes on-policy data" not in proc.stderr
+  assert "offline_probe has no driver" in proc.stderr  # it got as far as building the agent

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from lpg import checkpoint
+from harness import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
@@ -214,7 +214,7 @@ def test_meta_test_compares_the_learned_rule_with_controls(workdir, env, tmp_pat
     "--env_steps=120",
     "--config.num_envs=2",
     "--config.unroll_length=3",
-    "--config.y_size=3",
+    "--config.actor_critic.y_size=3",
     "--config.num_curve_points=2",
     f"--out={out}",
   )
@@ -228,6 +228,7 @@ def test_meta_test_compares_the_learned_rule_with_controls(workdir, env, tmp_pat
 
 
 def test_exported_rule_loads_as_pretrained_with_its_provenance(workdir, tmp_path, monkeypatch):
+  from inner_agents.rules import registry
   from lpg import export_rule, rule_io
 
   out = tmp_path / "pretrained"
@@ -240,13 +241,13 @@ def test_exported_rule_loads_as_pretrained_with_its_provenance(workdir, tmp_path
   assert meta["train_envs"] == ["chain_short"] and meta["meta_train_config"]["num_envs"] == 2
   assert meta["code_version"] and "(at export)" not in meta["code_version"]  # from the run
   monkeypatch.setattr(rule_io, "PRETRAINED_DIR", str(out))
-  rule, eta = rule_io.resolve("pretrained:tiny")
-  _, want = rule_io.resolve(str(workdir))
+  rule, eta = registry.resolve("pretrained:tiny")
+  _, want = registry.resolve(str(workdir))
   assert rule.name == "tiny" and rule.config.hidden_size == 6
   for x, y in zip(jax.tree.leaves(eta), jax.tree.leaves(want)):
     np.testing.assert_array_equal(x, y)
   with pytest.raises(rule_io.RuleLoadError, match=r"no pretrained rule 'nope'; shipped: pretrained:tiny"):
-    rule_io.resolve("pretrained:nope")
+    registry.resolve("pretrained:nope")
   # The report reads the same provenance from the rule file and from the workdir.
   from lpg import report
 
@@ -256,12 +257,13 @@ def test_exported_rule_loads_as_pretrained_with_its_provenance(workdir, tmp_path
 
 
 def test_every_shipped_rule_loads():
+  from inner_agents.rules import registry
   from lpg import rule_io
 
   names = rule_io.pretrained_names()
   assert names, "the package ships at least one rule"
   for name in names:
-    rule, eta = rule_io.resolve(f"pretrained:{name}")
+    rule, eta = registry.resolve(f"pretrained:{name}")
     meta = checkpoint.read_metadata(rule_io.pretrained_path(name))
     assert rule.name == name and meta["meta_steps"] > 0 and meta["code_version"]
     assert jax.tree.leaves(eta)

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from lpg import checkpoint, metrics, program
+from harness import checkpoint
+from lpg import metrics, program
 from lpg.configs import meta_train as meta_train_config
 from lpg.launch import local
 

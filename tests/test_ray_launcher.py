@@ -22,7 +22,8 @@ import ray
 from test_meta_train_cli import TINY
 from test_meta_train_resume import _leaves, tiny_config
 
-from lpg import checkpoint, metrics, program
+from harness import checkpoint
+from lpg import metrics, program
 from lpg.launch import driver, local
 from lpg.launch import ray as ray_launch
 

@@ -11,6 +11,7 @@ from env_testing import B, batched, keys, lifetime_params, random_actions, rollo
 from env_testing import make as make_env
 
 from environments import chain, grid_world, registry, types
+from environments.errors import UnknownEnvironmentError
 
 NAMES = [
   "tabular_dense",
@@ -103,20 +104,22 @@ def test_fixed_key_gives_identical_trajectories(env_rollout):
 
 
 def test_unknown_name():
-  with pytest.raises(registry.UnknownEnvironmentError) as error:
+  with pytest.raises(UnknownEnvironmentError) as error:
     registry.make("tabular_dens")
   message = str(error.value)
   assert "'tabular_dens'" in message
   assert all(name in message for name in NAMES)
   assert isinstance(error.value, ValueError)
-  with pytest.raises(registry.UnknownEnvironmentError):
-    registry.preset("no_such_env")
+  with pytest.raises(UnknownEnvironmentError):
+    registry.family("no_such_env")
 
 
 def test_register_twice_is_an_error():
   entry = registry.entry("chain_short")
   with pytest.raises(ValueError, match="already registered"):
-    registry.register("chain_short", entry.family, entry.factory, entry.preset)
+    registry.register("chain_short", entry.family, entry.factory)
+  with pytest.raises(ValueError, match="unknown environment family"):
+    registry.register("chain_shorter", "mdp", entry.factory)
 
 
 def test_make_builds_a_fresh_env():
@@ -124,14 +127,10 @@ def test_make_builds_a_fresh_env():
   assert registry.make("tabular_dense") != registry.make("tabular_dense")  # Identity, not value.
 
 
-def test_presets():
-  assert registry.preset("tabular_dense") == registry.TABLE
-  assert registry.preset("chain_short").lifetime_steps == 1_000_000
-  small = registry.preset("random_small")
-  assert (small.conv_channels, small.mlp_sizes, small.optimizer) == ((), (32,), "adam")
-  assert small.lifetime_steps == 30_000_000
-  assert registry.preset("random_very_dense").conv_channels == (32, 16, 16)
-  assert registry.preset("chain_distractor").mlp_sizes == (16,)
+def test_families():
+  assert registry.family("tabular_dense") == "tabular_grid" and registry.family("chain_distractor") == "chain"
+  assert registry.family("atari/Pong") == "atari" and registry.family("gym/CartPole-v1") == "gym"
+  assert [registry.family(n) for n in registry.names("random_grid")] == ["random_grid"] * 5
 
 
 @pytest.mark.parametrize("observation", ["tabular", "map"])
@@ -149,12 +148,7 @@ def test_json_spec_through_registry(tmp_path, observation):
   assert isinstance(env, grid_world.GridWorld) and env.name == "my_grid"
   assert env.spec == grid_world.GridWorldSpec.from_dict(data)
   entry = registry.entry(str(path))
-  assert entry.family == "custom"
-  if observation == "tabular":
-    assert entry.preset == registry.TABLE
-  else:
-    p = entry.preset
-    assert (p.conv_channels, p.mlp_sizes, p.optimizer, p.lifetime_steps) == ((16,), (32,), "adam", 30_000_000)
+  assert entry.family == {"tabular": "tabular_grid", "map": "random_grid"}[observation]
   assert env.describe().endswith("; a small test map")
   # It runs: a reset observes a valid state.
   params = env.sample_params(jax.random.PRNGKey(0))
@@ -174,12 +168,13 @@ def test_bad_json_spec_through_registry(tmp_path):
 
 
 def test_reference_configs_hold_out_one_env_per_family_and_the_cpu_one_drops_conv_agents():
+  from inner_agents.actor_critic import presets
   from lpg.configs import meta_train as cfg
 
   reference = cfg.get_config("reference")
   train, held_out = reference.train_envs.split(","), reference.eval_envs.split(",")
   assert sorted(train + held_out) == sorted(registry.names())
   assert sorted(registry.entry(n).family for n in held_out) == ["chain", "random_grid", "tabular_grid"]
-  conv = [n for n in train if registry.preset(n).conv_channels]
+  conv = [n for n in train if presets.preset(n).conv_channels]
   assert sorted(conv) == sorted(cfg.CONV_AGENT_GRIDS)
   assert list(cfg.REFERENCE_CPU_TRAIN) == [n for n in train if n not in conv]

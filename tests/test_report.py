@@ -6,7 +6,8 @@ import csv
 
 import numpy as np
 
-from lpg import report, reporting
+from harness import reporting
+from lpg import report
 
 
 def _write_final(path, rows):

@@ -19,7 +19,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from lpg import checkpoint, evaluation, metrics, reporting, rule_io
+from harness import checkpoint, evaluation, reporting
+from lpg import metrics, rule_io
 from lpg.program import Program
 
 # Fields that may differ between a run and its resumption (they do not change the maths).

@@ -11,7 +11,7 @@ from typing import Any
 
 import jax
 
-from lpg import evaluation
+from harness import evaluation
 from lpg.launch import driver
 from lpg.program import Program
 

@@ -43,7 +43,8 @@ import ml_collections
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lpg import evaluation, meta_learner
+from harness import evaluation
+from lpg import meta_learner
 from lpg import program as program_lib
 from lpg.launch import driver
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lpg import checkpoint
-from lpg.evaluation import EvalResult
+from harness import checkpoint
+from harness.evaluation import EvalResult
 
 CURVE_COLUMNS = ("env", "agent", "rule", "seed", "env_steps", "episode_return")
 FINAL_COLUMNS = ("env", "agent", "rule", "seed", "env_steps", "final_return")
@@ -48,22 +48,31 @@ def mean_std(values: np.ndarray) -> tuple[float, float]:
 
 
 def summary_table(results: Sequence[EvalResult]) -> str:
-  """A text table: rows are envs, columns rules, cells 'mean ± std' of the final return;
+  """A text table: rows are envs, columns rules (agent/rule with several agents), cells
+  "mean ± std" of the final return;
   for Atari games also the human-normalised table."""
   normalized = normalized_table(results)
   return _table(results, "{:.2f}") + ("\n\n" + normalized if normalized else "")
 
 
+def labeller(results: Sequence[EvalResult]):
+  """result -> its column or legend label: the rule's name, or 'agent/rule' when the
+  results hold several agents."""
+  several = len({r.agent for r in results}) > 1
+  return lambda r: f"{r.agent}/{r.rule}" if several else r.rule
+
+
 def _table(results: Sequence[EvalResult], fmt: str) -> str:
+  label = labeller(results)
   envs = list(dict.fromkeys(r.env for r in results))
-  rules = list(dict.fromkeys(r.rule for r in results))
-  by_key = {(r.env, r.rule): r for r in results}
-  header = ["env", *rules]
+  columns = list(dict.fromkeys(label(r) for r in results))
+  by_key = {(r.env, label(r)): r for r in results}
+  header = ["env", *columns]
   rows = []
   for env in envs:
     row = [env]
-    for rule in rules:
-      r = by_key.get((env, rule))
+    for column in columns:
+      r = by_key.get((env, column))
       if r is None:
         row.append("-")
         continue
@@ -106,12 +115,13 @@ def curve_points(env_steps: np.ndarray, curve: np.ndarray) -> tuple[np.ndarray, 
 
 
 def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
-  """One panel per env, one line per rule (mean over seeds, shaded ± std)."""
+  """One panel per env, one line per rule (or agent/rule) (mean over seeds, shaded ± std)."""
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
+  label = labeller(results)
   envs = list(dict.fromkeys(r.env for r in results))
   cols = min(3, len(envs))
   rows = int(np.ceil(len(envs) / cols))
@@ -119,7 +129,7 @@ def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
   for ax, env in zip(axes.flat, envs):
     for r in (r for r in results if r.env == env):
       x, mean, std = curve_points(r.env_steps, r.curve)
-      (line,) = ax.plot(x, mean, marker="." if len(x) < 10 else None, label=r.rule)
+      (line,) = ax.plot(x, mean, marker="." if len(x) < 10 else None, label=label(r))
       ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_title(env)
     ax.set_xlabel("env steps")
@@ -134,20 +144,21 @@ def plot_curves(path: str, results: Sequence[EvalResult]) -> None:
 
 
 def file_stem(*parts: str) -> str:
-  """A file name for an (env, rule, ...) result: the parts joined by '__', path separators
-  in them (atari/Breakout, spec files) replaced by '-'."""
+  """A file name for an (env, agent, rule, ...) result: the parts joined by '__', path
+  separators in them (atari/Breakout, spec files) replaced by '-'."""
   return "__".join(p.replace(os.sep, "-").replace("/", "-") for p in parts)
 
 
 def write_agents(out_dir: str, results: Sequence[EvalResult]) -> list[str]:
   """Saves each trained agent's parameters (where kept: host envs) as
-  OUT/agents/<env>__<rule>__seed<k>.npz, with env, rule, agent and seed as metadata."""
+  OUT/agents/<env>__<agent>__<rule>__seed<k>.npz, with env, agent, rule and seed as metadata."""
   paths = []
   for r in results:
     for seed, params in zip(r.seeds, r.params or ()):
-      path = os.path.join(out_dir, "agents", file_stem(r.env, r.rule, f"seed{seed}") + ".npz")
+      path = os.path.join(out_dir, "agents", file_stem(r.env, r.agent, r.rule, f"seed{seed}") + ".npz")
       os.makedirs(os.path.dirname(path), exist_ok=True)
-      checkpoint.save(path, params, {"env": r.env, "rule": r.rule, "agent": r.agent, "seed": seed})
+      meta = {"env": r.env, "agent": r.agent, "agent_description": r.agent_description, "rule": r.rule}
+      checkpoint.save(path, params, {**meta, "seed": seed})
       paths.append(path)
   return paths
 
