@@ -7,6 +7,13 @@ r"""Meta-test: train fresh agents with given update rules and compare them.
 
   python meta_test.py --env=atari/Breakout,atari/Boxing --rule=PATH,a2c \
       --env_steps=200000 --seeds=2 --out=runs/atari
+  python meta_test.py --agent=crr --dataset=lpg/tabular_dense/mixed-v0 \
+      --rule=native,bc,crr_binary,pretrained:reference_cpu --allow_off_policy --env_steps=5200000
+
+Offline agents (CRR) learn from --dataset (a Minari dataset id in the Minari root, or a
+dataset directory; `python -m harness.datasets` makes them) and are evaluated by rolling
+out their policy in the env the data came from; their env_steps count the dataset
+transitions sampled (B windows x T steps per update).
 
 Every env x agent x rule trains --seeds fresh agents (`--rule=native`: each agent's own
 rule). Writes OUT/results.csv (learning curves: env, agent, rule, seed, env_steps,
@@ -28,9 +35,9 @@ from __future__ import annotations
 from absl import app, flags, logging
 
 import lpg  # noqa: F401  Registers the LPG rules (lpg_init, pretrained:NAME, paths).
-from environments import atari, grid_world, host, registry
+from environments import atari, grid_world, host, offline_data, registry
 from environments.errors import UnknownEnvironmentError
-from harness import checkpoint, cli, evaluation, reporting, result_store, runner
+from harness import checkpoint, cli, evaluation, offline, reporting, result_store, runner
 from harness import config as meta_test_config
 from inner_agents import agent as agent_lib
 from inner_agents import registry as agent_registry
@@ -63,6 +70,15 @@ _RESUME = flags.DEFINE_bool(
 _ALLOW_OFF_POLICY = flags.DEFINE_bool(
   "allow_off_policy", False, "Run on-policy rules (e.g. a2c, LPG) on agents that learn from other data."
 )
+_DATASET = flags.DEFINE_list(
+  "dataset",
+  [],
+  "Offline agents' datasets: Minari dataset ids in --dataset_root (e.g. lpg/tabular_dense/mixed-v0) "
+  "or dataset directories; each is evaluated in the env it records (or the one --env names).",
+)
+_DATASET_ROOT = flags.DEFINE_string(
+  "dataset_root", None, "Minari dataset root (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)."
+)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
 _CONFIG = cli.define_config_flag("meta_test.py", meta_test_config.get_config())
 
@@ -90,6 +106,10 @@ def _list() -> None:
     f"  {'atari/<Game>'.ljust(width)}  any of the {len(games)} Atari games ale-py bundles: {', '.join(games)}"
   )
   print(f"  {'gym/<id>'.ljust(width)}  a Gymnasium env with discrete actions, e.g. gym/CartPole-v1")
+  local = offline_data.list_local(_DATASET_ROOT.value)
+  print(f"datasets (in {offline_data.root(_DATASET_ROOT.value)}, for --agent=crr):")
+  for name in local or ["(none; make some with `python -m harness.datasets`)"]:
+    print(f"  {name}")
   print("rules:")
   print(f"  {runner.NATIVE.ljust(width)}  each agent's own rule (its baseline)")
   for name, summary in rules:
@@ -106,9 +126,26 @@ def run(argv: list[str]) -> None:
   # Every input is checked before anything runs or is written.
   evaluation.validate_config(config)
   pairs = runner.resolve_pairs(_AGENT.value, _RULE.value, config, _ALLOW_OFF_POLICY.value)
-  runner.validate_envs(_ENV.value)
+  explicit_envs = _ENV.value if flags.FLAGS["env"].present else []
+  datasets = []
+  for spec in _DATASET.value:
+    dataset = offline_data.load(spec, _DATASET_ROOT.value)
+    env_name = offline.dataset_env(dataset, explicit_envs)
+    offline.check_dataset(dataset, env_name)
+    datasets.append((dataset, env_name))
+  if any(not runner.is_offline(p.agent) for p in pairs):
+    runner.validate_envs(_ENV.value)
+  runner.jobs(pairs, _ENV.value, datasets)  # A missing data source fails before anything runs.
   results, paths, reused = runner.run(
-    pairs, _ENV.value, _SEEDS.value, _ENV_STEPS.value, _OUT.value, config, _RESUME.value, _PROGRESS.value
+    pairs,
+    _ENV.value,
+    _SEEDS.value,
+    _ENV_STEPS.value,
+    _OUT.value,
+    config,
+    _RESUME.value,
+    _PROGRESS.value,
+    datasets,
   )
   print(reporting.summary_table(results))
   if reused:
@@ -130,6 +167,7 @@ def main(argv: list[str]) -> None:
     agent_lib.IncompatibleRuleError,
     checkpoint.CheckpointError,
     host.UnsupportedEnvironmentError,
+    offline_data.DatasetError,
     OSError,  # An unwritable --out.
   ) as e:
     cli.fail("meta_test.py", str(e))

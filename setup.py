@@ -28,6 +28,10 @@ INSTALL_REQUIRES = [
   # Meta-testing on Atari (the ROMs ship inside ale-py) and on Gymnasium envs.
   "ale-py==0.12.1",
   "gymnasium==1.4.0",
+  # Offline datasets: minari's HDF5 storage imports pillow, which no minari extra declares.
+  "minari[create,hdf5]==0.5.3",
+  "h5py==3.16.0",
+  "pillow==13.0.0",
 ]
 
 EXTRAS_REQUIRE = {

@@ -192,6 +192,14 @@ def machine_info() -> dict[str, Any]:
   }
 
 
+def write_result(path: str, result: dict[str, Any]) -> None:
+  """Writes a benchmark's machine-readable result as JSON at `path` and says so."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(result, f, indent=2)
+  print(f"wrote {path}")
+
+
 def _fmt_rate(x: float) -> str:
   return f"{x / 1e6:.2f}M" if x >= 1e6 else f"{x / 1e3:.1f}k"
 

@@ -15,6 +15,8 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # Acting: B parallel environments (0: the agent's preset for the env, 64 for grid worlds
   # and chains as in meta-training, 30 for Atari as in Table 4), T-step trajectories.
+  # Offline agents (CRR) sample B windows of T consecutive dataset transitions per update
+  # (0: the agent's, 13 x 20 = 260 transitions).
   c.num_envs = 0
   c.unroll_length = 20
   # Reporting: points on each learning curve (each point is one jitted chunk of updates;

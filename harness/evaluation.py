@@ -18,11 +18,14 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from environments import offline_data
 from environments import registry as env_registry
 from environments.host import HostEnvironment
+from harness import offline
 from inner_agents import registry as agent_registry
 from inner_agents.agent import ConfigError
 from inner_agents.drivers.host import HostTrainer
+from inner_agents.drivers.offline import OfflineTrainer
 from inner_agents.drivers.on_policy import Trainer
 from inner_agents.drivers.runs import TrainingRuns
 from inner_agents.rules.base import UpdateRule
@@ -38,6 +41,8 @@ class EvalResult:
   final_return: float [S], mean over envs of each env's latest completed episode return.
   For host envs (Atari) returns are full-episode (full-game), unclipped scores.
   agent: the agent's registry name; agent_description: it and its network for this env.
+  For offline agents `env` is the dataset's id, env_steps count the dataset transitions
+  sampled, and the curve is the return of the policy evaluated in the dataset's env.
   """
 
   env: str
@@ -50,6 +55,7 @@ class EvalResult:
   wall_time_s: float = 0.0
   params: tuple | None = None  # Per seed, the trained agent's parameters (host envs).
   agent_description: str = ""
+  off_policy: bool = False  # An on-policy rule trained on other data (--allow_off_policy).
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -115,15 +121,28 @@ def evaluate(
   seeds: int,
   env_steps: int,
   on_chunk: Callable[[int, float], None] | None = None,
+  dataset: offline_data.Dataset | None = None,
 ) -> EvalResult:
   """Trains `seeds` fresh agents for >= env_steps steps each with a frozen rule.
 
   `on_chunk(updates_done, mean_return)` is called after each curve point (progress bars).
   JAX envs run the seeds together, host envs one after another in one set of B envs.
+  An offline agent learns from `dataset` (env_steps: transitions sampled from it) and is
+  evaluated in `env_name`.
   """
   seed_ids = tuple(config.seed_offset + i for i in range(seeds))
   start = time.time()
-  if env_registry.is_host(env_name):
+  if agent_registry.entry(agent_name).spec.data_regime == "offline":
+    if dataset is None:
+      raise ConfigError(f"agent {agent_name} learns from an offline dataset: pass --dataset")
+    windows = num_envs(env_name, agent_name, config)
+    agent_cfg = agent_config(config, agent_name)
+    with offline.offline_trainer(
+      env_name, agent_name, rule, agent_cfg, dataset, windows, config.unroll_length
+    ) as driver:
+      env_label = dataset.dataset_id
+      chunk, points, runs = _train(driver, rule, meta_params, seed_ids, env_steps, config, on_chunk)
+  elif env_registry.is_host(env_name):
     with env_registry.make_host(env_name, num_envs(env_name, agent_name, config)) as env:
       driver = make_host_trainer(env, agent_name, rule, config)
       env_label = env_name
@@ -143,11 +162,12 @@ def evaluate(
     wall_time_s=time.time() - start,
     params=runs.params,
     agent_description=driver.agent.description,
+    off_policy=rule.on_policy and agent_registry.entry(agent_name).spec.data_regime != "on_policy",
   )
 
 
 def _train(
-  driver: Trainer | HostTrainer,
+  driver: Trainer | HostTrainer | OfflineTrainer,
   rule: UpdateRule,
   meta_params: Any,
   seed_ids: tuple[int, ...],

@@ -49,10 +49,17 @@ def mean_std(values: np.ndarray) -> tuple[float, float]:
 
 def summary_table(results: Sequence[EvalResult]) -> str:
   """A text table: rows are envs, columns rules (agent/rule with several agents), cells
-  "mean ± std" of the final return;
-  for Atari games also the human-normalised table."""
+  "mean ± std" of the final return; for Atari games also the human-normalised table; a
+  last line names the off-policy pairs (on-policy rules run on other data by opt-in)."""
   normalized = normalized_table(results)
-  return _table(results, "{:.2f}") + ("\n\n" + normalized if normalized else "")
+  table = _table(results, "{:.2f}") + ("\n\n" + normalized if normalized else "")
+  off = list(dict.fromkeys(f"{r.agent}/{r.rule}" for r in results if r.off_policy))
+  if off:
+    table += (
+      f"\noff-policy (--allow_off_policy): {', '.join(off)}: rules that assume on-policy data, "
+      "trained on data their agent did not collect with its current policy"
+    )
+  return table
 
 
 def labeller(results: Sequence[EvalResult]):

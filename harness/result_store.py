@@ -83,6 +83,7 @@ def save(file: str, result: EvalResult) -> None:
     "agent": result.agent,
     "agent_description": result.agent_description,
     "wall_time_s": result.wall_time_s,
+    "off_policy": result.off_policy,
   }
   checkpoint.save(file, tree, meta)
 
@@ -105,4 +106,5 @@ def load(file: str) -> EvalResult | None:
     curve=np.asarray(tree["curve"]),
     final_return=np.asarray(tree["final_return"]),
     wall_time_s=float(meta["wall_time_s"]),
+    off_policy=bool(meta.get("off_policy", False)),
   )

@@ -2,7 +2,7 @@
 
 `resolve_pairs` turns agent names and rule specs into the (agent, rule) pairs to train,
 refusing any pair that cannot work before anything runs; `run` trains each pair on each
-env (`evaluation.evaluate`), saving each finished result in OUT/done/ the moment it ends
+env (offline agents: on each dataset, evaluated in the dataset's env; `evaluation.evaluate`), saving each finished result in OUT/done/ the moment it ends
 (so a killed run resumes, and a later run with more envs, agents or rules reuses them),
 then writes OUT/results.csv, final.csv, summary.txt, curves.png and, for host envs, the
 trained agents. `meta_test.py` and `lpg.report` call it in-process.
@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import ml_collections
 
+from environments import offline_data
 from environments import registry as env_registry
 from harness import evaluation, reporting, result_store
 from inner_agents import registry as agent_registry
@@ -80,6 +81,47 @@ def validate_envs(env_names: Sequence[str]) -> None:
     env_registry.validate(name)
 
 
+class Job(NamedTuple):
+  """One pair on one data source: an env, or for offline agents a dataset and its env."""
+
+  env: str
+  pair: Pair
+  dataset: offline_data.Dataset | None = None
+
+  @property
+  def label(self) -> str:
+    """The result's env column: the env, or the dataset's id."""
+    return self.env if self.dataset is None else self.dataset.dataset_id
+
+  @property
+  def source_key(self) -> str:
+    """What the result depends on of its data source (a dataset by its content)."""
+    return self.env if self.dataset is None else f"{self.env}|dataset:{self.dataset.fingerprint}"
+
+
+def is_offline(agent_name: str) -> bool:
+  return agent_registry.entry(agent_name).spec.data_regime == "offline"
+
+
+def jobs(
+  pairs: Sequence[Pair],
+  env_names: Sequence[str],
+  datasets: Sequence[tuple[offline_data.Dataset, str]] = (),
+) -> list[Job]:
+  """Every online pair on every env, every offline pair on every (dataset, env); UsageError
+  (one line) where a kind of agent has no data source or a data source no agent."""
+  online = [p for p in pairs if not is_offline(p.agent)]
+  offline_pairs = [p for p in pairs if is_offline(p.agent)]
+  if offline_pairs and not datasets:
+    raise UsageError(
+      f"agent {offline_pairs[0].agent} learns from an offline dataset: pass --dataset=NAME|PATH"
+    )
+  if datasets and not offline_pairs:
+    raise UsageError("--dataset is for offline agents (see --list), none of --agent is one")
+  out = [Job(e, p) for e in (env_names if online else ()) for p in online]
+  return out + [Job(env, p, d) for d, env in datasets for p in offline_pairs]
+
+
 def run(
   pairs: Sequence[Pair],
   env_names: Sequence[str],
@@ -89,14 +131,17 @@ def run(
   config: ml_collections.ConfigDict,
   resume: bool = True,
   progress: bool = True,
+  datasets: Sequence[tuple[offline_data.Dataset, str]] = (),
 ) -> tuple[list[evaluation.EvalResult], list[str], int]:
-  """Trains every pair on every env; returns (results, paths written, results reused)."""
+  """Trains every pair on every env (offline agents: on every dataset, evaluated in its env);
+  returns (results, paths written, results reused)."""
   if seeds < 1:
     raise UsageError(f"--seeds must be a positive integer, got {seeds}")
   if env_steps < 1:
     raise UsageError(f"--env_steps must be a positive integer, got {env_steps}")
   if os.path.exists(out) and not os.path.isdir(out):
     raise UsageError(f"--out={out} exists and is not a directory")
+  todo = jobs(pairs, env_names, datasets)
   from tqdm import tqdm  # Imported late: errors stay fast.
 
   def steps_per_update(env_name: str, agent: str) -> int:
@@ -109,34 +154,34 @@ def run(
 
   os.makedirs(os.path.join(out, result_store.DIRNAME), exist_ok=True)  # Fails now if unwritable.
   results, agents_written, reused = [], [], 0
-  total = sum(pair_steps(e, p.agent) for e in env_names for p in pairs)
+  total = sum(pair_steps(j.env, j.pair.agent) for j in todo)
   with tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=not progress) as bar:
-    for env_name in env_names:
-      # JAX envs run their seeds together, host envs (Atari) one after another.
-      seeds_per_call = 1 if env_registry.is_host(env_name) else seeds
-      for pair in pairs:
+    for job in todo:
+      env_name, pair = job.env, job.pair
+      # JAX envs and datasets run their seeds together, host envs (Atari) one after another.
+      seeds_per_call = 1 if env_registry.is_host(env_name) and job.dataset is None else seeds
 
-        def on_chunk(
-          updates: int, ret: float, env_name=env_name, agent=pair.agent, seeds_per_call=seeds_per_call
-        ) -> None:
-          bar.update(updates * steps_per_update(env_name, agent) * seeds_per_call)
-          bar.set_postfix(ret=f"{ret:.2f}")
+      def on_chunk(
+        updates: int, ret: float, env_name=env_name, agent=pair.agent, seeds_per_call=seeds_per_call
+      ) -> None:
+        bar.update(updates * steps_per_update(env_name, agent) * seeds_per_call)
+        bar.set_postfix(ret=f"{ret:.2f}")
 
-        bar.set_description(f"{env_name} / {pair.agent} / {pair.rule.name}")
-        key = result_store.result_key(
-          env_name, pair.agent, pair.rule, pair.meta_params, seeds, env_steps, config
+      bar.set_description(f"{job.label} / {pair.agent} / {pair.rule.name}")
+      key = result_store.result_key(
+        job.source_key, pair.agent, pair.rule, pair.meta_params, seeds, env_steps, config
+      )
+      done = result_store.path(out, job.label, pair.agent, pair.rule.name, key)
+      result = result_store.load(done) if resume else None
+      if result is not None:
+        reused += 1
+        bar.update(pair_steps(env_name, pair.agent))
+      else:
+        result = evaluation.evaluate(
+          env_name, pair.agent, pair.rule, pair.meta_params, config, seeds, env_steps, on_chunk, job.dataset
         )
-        done = result_store.path(out, env_name, pair.agent, pair.rule.name, key)
-        result = result_store.load(done) if resume else None
-        if result is not None:
-          reused += 1
-          bar.update(pair_steps(env_name, pair.agent))
-        else:
-          result = evaluation.evaluate(
-            env_name, pair.agent, pair.rule, pair.meta_params, config, seeds, env_steps, on_chunk
-          )
-          result_store.save(done, result)
-          agents_written += reporting.write_agents(out, [result])
-          result = dataclasses.replace(result, params=None)  # Saved; free the memory.
-        results.append(result)
+        result_store.save(done, result)
+        agents_written += reporting.write_agents(out, [result])
+        result = dataclasses.replace(result, params=None)  # Saved; free the memory.
+      results.append(result)
   return results, reporting.write_all(out, results) + agents_written, reused

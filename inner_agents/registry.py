@@ -19,6 +19,7 @@ from dm_env import specs
 
 from inner_agents.actor_critic import agent as actor_critic
 from inner_agents.agent import AgentEntry, ConfigError, InnerAgent
+from inner_agents.crr import agent as crr
 
 
 class UnknownAgentError(ValueError):
@@ -37,6 +38,7 @@ def register(entry: AgentEntry) -> None:
 
 
 register(actor_critic.ENTRY)
+register(crr.ENTRY)
 
 
 def names() -> list[str]:

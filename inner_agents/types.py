@@ -59,3 +59,23 @@ class Trajectory(NamedTuple):
   discount: chex.Array
   end: chex.Array
   truncations: Truncations | None = None
+
+
+class Windows(NamedTuple):
+  """B windows of T consecutive transitions of a dataset, time-major, as the offline driver
+  samples them (episodes follow each other, as in a rollout with auto-reset).
+
+  observation: [T+1, B, ...] s_0 .. s_T; after a step that ends an episode, the next
+    observation is the first of the next episode.
+  next_observation: [T, B, ...] the state a_t reached (for an episode's last step, its final
+    state, not the next episode's first).
+  action, reward, discount, end: [T, B] as in `Trajectory` (discount 0 where the episode
+    terminated, 1 otherwise; end 1 where it terminated or was truncated).
+  """
+
+  observation: chex.Array
+  next_observation: chex.Array
+  action: chex.Array
+  reward: chex.Array
+  discount: chex.Array
+  end: chex.Array

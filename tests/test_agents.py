@@ -26,11 +26,13 @@ def _spec(**overrides):
 
 
 def test_registry_holds_the_actor_critic_and_its_declarations():
-  assert registry.names() == ["actor_critic"]
+  assert registry.names() == ["actor_critic", "crr"]
+  crr_spec = registry.entry("crr").spec
+  assert crr_spec.data_regime == "offline" and crr_spec.native_rule == "crr" and "q" in crr_spec.provides
   spec = registry.entry("actor_critic").spec
   assert spec.provides == {"pi", "y", "v"} and spec.data_regime == "on_policy"
   assert spec.native_rule == "a2c" and spec.rule_roles == ("policy",)
-  with pytest.raises(registry.UnknownAgentError, match="unknown agent 'nope'; valid: actor_critic"):
+  with pytest.raises(registry.UnknownAgentError, match="unknown agent 'nope'; valid: actor_critic, crr"):
     registry.entry("nope")
   with pytest.raises(ValueError, match="already registered"):
     registry.register(registry.entry("actor_critic"))

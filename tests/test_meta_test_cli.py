@@ -203,4 +203,5 @@ def test_allow_off_policy_lets_the_pair_through(tmp_path):
     "--agent=offline_probe", "--rule=a2c", "--allow_off_policy", f"--out={tmp_path}"
   )
   assert "assumes on-policy data" not in proc.stderr
-  assert "offline_probe has no driver" in proc.stderr  # it got as far as building the agent
+  # It got past the rule x agent check, as far as asking for the offline agent's data.
+  assert "offline_probe learns from an offline dataset: pass --dataset" in proc.stderr

@@ -95,11 +95,11 @@ def test_rules_declare_what_they_consume():
 
 
 def test_registry():
-  assert registry.names()[:2] == ["a2c", "random"]
+  assert registry.names()[:7] == ["a2c", "random", "crr", "crr_binary", "crr_max", "crr_binary_max", "bc"]
   assert {"lpg_init", "pretrained:NAME", "PATH"} <= set(registry.names())
   rule, meta_params = registry.resolve("a2c")
   assert rule.name == "a2c" and meta_params == {}
-  with pytest.raises(registry.UnknownRuleError, match="valid: a2c, random, lpg_init"):
+  with pytest.raises(registry.UnknownRuleError, match=r"valid: a2c, random, crr, .*, bc, lpg_init"):
     registry.resolve("ppo9000")
 
 

@@ -43,7 +43,10 @@ class RuleInputs(NamedTuple):
     an episode, where it is the value of the state a_t reached before the auto-reset (what
     a truncated episode bootstraps from); or None.
   mu_a_t: [T, B] mu(a_t|s_t) of the policy that collected the data (off-policy data), or None.
-  q_t: [T+1, B, A] q(s_t, .) (value-based agents), or None.
+  q_t: [T+1, B, A] q(s_t, .) (agents with an action-value critic), or None.
+  a_t: int32 [T, B] the actions taken, or None (given with q_t: Q(s_t, a_t) = q_t[t, a_t]).
+  pi_t: [T+1, B, A] the whole policy pi(.|s_t), or None (given with q_t: expectations of
+    q under pi, e.g. CRR's advantage).
   """
 
   r_t: chex.Array
@@ -56,6 +59,8 @@ class RuleInputs(NamedTuple):
   v_tp1: chex.Array | None = None
   mu_a_t: chex.Array | None = None
   q_t: chex.Array | None = None
+  a_t: chex.Array | None = None
+  pi_t: chex.Array | None = None
 
 
 class Targets(NamedTuple):
@@ -71,8 +76,10 @@ class Targets(NamedTuple):
   v_hat: chex.Array | None = None
 
 
-# The RuleInputs fields each consumable output fills (checked at the boundary).
-_FIELDS = {"pi": ("pi_a_t",), "y": ("y_t",), "v": ("v_t", "v_tp1"), "q": ("q_t",)}
+# The RuleInputs fields each consumable output fills (checked at the boundary). An agent
+# with action values also gives the actions taken and its whole policy, so that a rule can
+# score a_t against an expectation under pi (CRR's advantage).
+_FIELDS = {"pi": ("pi_a_t",), "y": ("y_t",), "v": ("v_t", "v_tp1"), "q": ("q_t", "a_t", "pi_t")}
 
 
 class UpdateRule(abc.ABC):
@@ -131,6 +138,12 @@ def check_inputs(inputs: RuleInputs, consumes: frozenset[str]) -> None:
       chex.assert_shape(getattr(inputs, field), (t, b))
   if inputs.q_t is not None:
     chex.assert_shape(inputs.q_t, (t + 1, b, None))
+  if inputs.a_t is not None:
+    chex.assert_shape(inputs.a_t, (t, b))
+  if inputs.pi_t is not None:
+    chex.assert_shape(inputs.pi_t, (t + 1, b, None))
+    if inputs.q_t is not None:
+      chex.assert_equal_shape([inputs.pi_t, inputs.q_t])
 
 
 def check_targets(targets: Targets, inputs: RuleInputs) -> None:

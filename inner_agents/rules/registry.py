@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from inner_agents.rules import a2c, base, random
+from inner_agents.rules import a2c, base, crr, random
 
 
 class RuleError(ValueError):
@@ -80,7 +80,15 @@ def register_rule(rule_class: Callable[[], base.UpdateRule]) -> None:
   register(RuleEntry(rule.name, rule.describe(), lambda spec: spec == rule.name, resolve))
 
 
-for _rule in (a2c.A2CRule, random.RandomRule):
+for _rule in (
+  a2c.A2CRule,
+  random.RandomRule,
+  crr.CRRRule,
+  crr.CRRBinaryRule,
+  crr.CRRMaxRule,
+  crr.CRRBinaryMaxRule,
+  crr.BCRule,
+):
   register_rule(_rule)
 
 
