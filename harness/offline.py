@@ -72,8 +72,9 @@ def observation_spec_and_actions(env_name: str) -> tuple[Any, int]:
   return env.observation_spec(), env.num_actions
 
 
-def check_dataset(dataset: offline_data.Dataset, env_name: str) -> None:
-  """DatasetError (one line) if the dataset cannot be evaluated in `env_name`."""
+def check_dataset(dataset: offline_data.Dataset, env_name: str) -> tuple[Any, int]:
+  """DatasetError (one line) if the dataset cannot be evaluated in `env_name`; else the
+  env's (observation spec, number of actions)."""
   spec, num_actions = observation_spec_and_actions(env_name)
   offline_data.check_matches(dataset, env_name, tuple(spec.shape), num_actions)
   if not env_registry.is_host(env_name) and ENV_PARAMS not in dataset.metadata:
@@ -81,6 +82,7 @@ def check_dataset(dataset: offline_data.Dataset, env_name: str) -> None:
       f"dataset {dataset.dataset_id} records no {ENV_PARAMS} for the JAX env {env_name}; "
       "build it with `python -m harness.datasets`"
     )
+  return spec, num_actions
 
 
 def episode_truncations(dataset: offline_data.Dataset) -> np.ndarray:
@@ -105,8 +107,7 @@ def offline_trainer(
   """The offline driver for `agent_name` (with its typed config) on `dataset`, B = num_windows
   windows of T = window steps per update, evaluating in `env_name` (a host env is open while
   the context is)."""
-  check_dataset(dataset, env_name)
-  spec, num_actions = observation_spec_and_actions(env_name)
+  spec, num_actions = check_dataset(dataset, env_name)
   agent = agent_registry.make(agent_name, env_name, spec, num_actions, agent_config)
   data = device_data(
     dataset.observations,

@@ -72,8 +72,9 @@ class CRRConfig:
     discount: gamma of the critic's target (and given to rules).
     target_update_period: updates between hard copies of the target networks.
     y_cost: alpha_y, weight of KL(y || y_hat) for rules that give y_hat.
-    swap_filter: a non-CRR rule's pi_hat as is ('none') or through CRR's f: 'exp'
-      min(exp(pi_hat), 20) or 'binary' 1[pi_hat > 0] (CRR's own rules are never filtered).
+    swap_filter: a swapped-in rule's pi_hat (one that assumes on-policy data: a2c, LPG) as
+      is ('none') or through CRR's f: 'exp' min(exp(pi_hat), 20) or 'binary' 1[pi_hat > 0]
+      (off-policy rules, CRR's own and bc, are never filtered).
     eval_episodes: episodes per evaluation of the learned policy in the real environment.
     eval_policy: 'sample' a ~ pi(.|s) (the learned stochastic policy) or 'greedy' argmax.
     eval_max_steps: cap on an evaluation episode where the env has no time limit of its own.
@@ -152,10 +153,6 @@ def filter_pi_hat(pi_hat: chex.Array, swap_filter: str) -> chex.Array:
   return crr_rules.weight(pi_hat, swap_filter)
 
 
-def _is_crr_family(rule: UpdateRule) -> bool:
-  return isinstance(rule, crr_rules.CRRRule | crr_rules.BCRule)
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class CRRAgent:
   """CRR for one environment (see the module docstring).
@@ -214,21 +211,30 @@ class CRRAgent:
     v_next = jnp.sum(pi_next * q_next, axis=-1)
     return jax.lax.stop_gradient(windows.reward + gamma * windows.discount * v_next)
 
-  def critic_loss(self, params: hk.Params, windows: Windows, target: chex.Array) -> chex.Array:
-    q = self.q_values(params, windows.observation[:-1])  # [T, B, A]
-    q_a = jnp.take_along_axis(q, windows.action[..., None], axis=-1)[..., 0]
+  def critic_loss(
+    self, params: hk.Params, windows: Windows, target: chex.Array
+  ) -> tuple[chex.Array, chex.Array]:
+    """(L_Q on the windows' T steps, Q(s, .) [T+1, B, A] on their T+1 observations)."""
+    q = self.q_values(params, windows.observation)  # [T+1, B, A]
+    q_a = jnp.take_along_axis(q[:-1], windows.action[..., None], axis=-1)[..., 0]
     chex.assert_equal_shape([q_a, target])
-    return 0.5 * jnp.mean(jnp.square(q_a - target))
+    return 0.5 * jnp.mean(jnp.square(q_a - target)), q
 
   def rule_inputs(
-    self, state: CRRState, windows: Windows, out: AgentOutput, gamma: chex.Numeric, consumes: frozenset
+    self,
+    state: CRRState,
+    windows: Windows,
+    out: AgentOutput,
+    q: chex.Array,
+    gamma: chex.Numeric,
+    consumes: frozenset,
   ) -> RuleInputs:
-    """RuleInputs [T, B] from the online networks on windows [T+1, B] (all stop-gradient'ed):
-    pi(a_t|s_t) of the policy being trained, v(s) = sum_a pi(a|s) Q(s, a), and q, pi, a."""
-    out = jax.lax.stop_gradient(out)
+    """RuleInputs [T, B] from the online networks' outputs `out` and Q(s, .) `q` [T+1, B, A]
+    on the windows' observations (all stop-gradient'ed): pi(a_t|s_t) of the policy being
+    trained, v(s) = sum_a pi(a|s) Q(s, a), and q, pi, a."""
+    out, q = jax.lax.stop_gradient((out, q))
     critic = jax.lax.stop_gradient(state.critic)
     pi = jax.nn.softmax(out.logits)  # [T+1, B, A]
-    q = self.q_values(critic, windows.observation)  # [T+1, B, A]
     v_tp1 = None
     if "v" in consumes:  # From the state each step reached (a truncated episode's final one too).
       pi_next = jax.nn.softmax(
@@ -263,16 +269,17 @@ class CRRAgent:
     are computed here, with their gradient)."""
     del outputs
     windows = trajectory
-    filtered = not _is_crr_family(rule)
+    target = self.critic_target(state, windows, hparams.discount)
+    (c_loss, q), c_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(state.critic, windows, target)
 
     def policy_loss(params):
       out = self.policy.apply(params, windows.observation)  # [T+1, B, ...]
-      inputs = self.rule_inputs(state, windows, out, hparams.discount, rule.consumes)
+      inputs = self.rule_inputs(state, windows, out, q, hparams.discount, rule.consumes)
       check_inputs(inputs, rule.consumes)
       targets = rule.targets(meta_params, inputs)
       check_targets(targets, inputs)
       pi_hat = jax.lax.stop_gradient(targets.pi_hat)
-      if filtered:
+      if rule.on_policy:  # A swapped-in rule (CRR's own and bc are off-policy rules).
         pi_hat = filter_pi_hat(pi_hat, self.config.swap_filter)
       logits = out.logits[:-1]
       loss = -jnp.mean(pi_hat * losses.log_prob(logits, windows.action))
@@ -286,8 +293,6 @@ class CRRAgent:
     (p_loss, (pi_hat, kl, entropy, targets)), p_grads = jax.value_and_grad(policy_loss, has_aux=True)(
       state.policy
     )
-    target = self.critic_target(state, windows, hparams.discount)
-    c_loss, c_grads = jax.value_and_grad(self.critic_loss)(state.critic, windows, target)
     opt = self._optimizer
     p_dir, policy_opt = opt.update(p_grads, state.policy_opt, state.policy)
     c_dir, critic_opt = opt.update(c_grads, state.critic_opt, state.critic)

@@ -26,7 +26,7 @@ import numpy as np
 from environments.host import HostEnvironment
 from environments.types import Environment
 from inner_agents.agent import InnerAgent
-from inner_agents.drivers.runs import TrainingRuns
+from inner_agents.drivers.runs import TrainingRuns, mean_over_seeds
 from inner_agents.rules.base import UpdateRule
 from inner_agents.types import Windows
 
@@ -235,6 +235,5 @@ class OfflineTrainer:
             self.host_env, act, agent_state, seed * 1000 + point, self.eval_max_steps
           )
       if on_chunk is not None:
-        finite = np.isfinite(curve[:, point])
-        on_chunk(updates_per_point, float(np.mean(curve[finite, point])) if finite.any() else math.nan)
+        on_chunk(updates_per_point, mean_over_seeds(curve[:, point]))
     return TrainingRuns(curve=curve, final_return=curve[:, -1].copy())

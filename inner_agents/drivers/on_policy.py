@@ -19,7 +19,6 @@ without a branch, so it costs about 1/T of the rollout's env steps, also under `
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -31,7 +30,7 @@ import numpy as np
 from environments.types import Environment
 from inner_agents.agent import InnerAgent
 from inner_agents.bootstrap import max_truncations, truncated
-from inner_agents.drivers.runs import TrainingRuns, final_return
+from inner_agents.drivers.runs import TrainingRuns, final_return, mean_over_seeds
 from inner_agents.rules.base import Targets, UpdateRule
 from inner_agents.types import Trajectory, Truncations
 
@@ -311,7 +310,6 @@ class Trainer:
       states, ret = run_chunk(states, meta_params)
       curve[:, point] = np.asarray(ret)
       if on_chunk is not None:
-        finite = np.isfinite(curve[:, point])
-        on_chunk(updates_per_point, float(np.mean(curve[finite, point])) if finite.any() else math.nan)
+        on_chunk(updates_per_point, mean_over_seeds(curve[:, point]))
     finals = np.asarray(jax.vmap(lambda s: final_return(s.actor.last_return))(states))
     return TrainingRuns(curve=curve, final_return=finals)

@@ -23,6 +23,12 @@ class TrainingRuns(NamedTuple):
   params: tuple[Any, ...] | None = None
 
 
+def mean_over_seeds(returns: np.ndarray) -> float:
+  """The mean of the seeds' finite returns at a curve point (NaN if none), for progress."""
+  finite = np.isfinite(returns)
+  return float(np.mean(returns[finite])) if finite.any() else float("nan")
+
+
 def final_return(last_return: chex.Array) -> chex.Array:
   """Mean over envs of each env's latest completed episode return (NaN if none finished).
 
